@@ -1,0 +1,31 @@
+# DCIA toolkit. The README's two commands: `make run` and `make test`.
+# Every target installs what it needs first (scripts/bootstrap.sh: Debian packages,
+# the .venv virtual environment, Python dependencies) and is quick when that is done.
+
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PYTEST := $(VENV)/bin/pytest
+
+.PHONY: setup test p4 p4-check bench clean help
+
+help:
+	@echo "make test      run the whole test suite (installs what it needs)"
+	@echo "make p4        compile p4src/dcia.p4 with p4c into p4src/build/ (needs p4c)"
+	@echo "make p4-check  check that p4src/build/ matches the P4 sources"
+	@echo "make setup     install Debian packages, the virtual environment and dependencies"
+
+setup:
+	@bash scripts/bootstrap.sh
+
+test: setup
+	$(PYTEST) $(PYTEST_ARGS)
+
+p4: setup
+	$(PY) -m dcia.artifacts compile
+
+p4-check: setup
+	$(PY) -m dcia.artifacts check
+
+clean:
+	rm -rf .pytest_cache results logs
+	find . -name __pycache__ -prune -exec rm -rf {} +

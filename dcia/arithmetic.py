@@ -1,0 +1,226 @@
+"""The integer reference: the arithmetic of every in-network operation, defined once.
+
+The P4 program (p4src/dcia.p4), the embedded switch, real BMv2, the edge agent and the
+cloud server must all agree with these functions bit for bit. docs/arithmetic.md states
+the same rules in prose.
+
+    >>> requantize(1000, mult=3, shift=4, act=Activation.IDENTITY)   # 3000 / 16 = 187.5
+    127
+    >>> dense([1, -2], weights=[[3, 4]], bias=[5], mult=[1], shift=[0], act=Activation.RELU)
+    [0]
+
+Rules, for int8 activations and weights:
+
+* accumulation is int32 two's complement and wraps (as ``bit<32>`` does in P4);
+* requantization multiplies by an unsigned 16-bit ``mult`` in 64-bit arithmetic, adds
+  ``2**(shift-1)`` (nothing when ``shift`` is 0) and shifts right arithmetically by
+  ``shift``: round half up, ties go toward +infinity;
+* ReLU clamps negatives to 0, then the result saturates to [-128, 127].
+
+The float helpers at the end turn real weights and scales into these integer parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from enum import IntEnum
+
+import numpy as np
+
+from dcia.errors import ParameterRangeError
+
+INT8_MIN, INT8_MAX = -128, 127
+INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
+MULT_MAX = (1 << 16) - 1
+SHIFT_MAX = 47
+"""Largest requantization shift: keeps ``acc * mult + rounding`` inside 64 bits."""
+
+
+class Activation(IntEnum):
+    """Activation applied after requantization; the value is the P4 ``act`` code."""
+
+    IDENTITY = 0
+    RELU = 1
+
+
+def wrap(value: int, bits: int) -> int:
+    """Two's-complement wrap of ``value`` to a signed ``bits``-bit integer.
+
+    >>> wrap(2**31, 32)
+    -2147483648
+    """
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def saturate_int8(value: int) -> int:
+    """Clamp to [-128, 127]."""
+    return INT8_MIN if value < INT8_MIN else INT8_MAX if value > INT8_MAX else value
+
+
+def check_requant(mult: int, shift: int) -> None:
+    """Raise unless ``mult`` and ``shift`` are in the range the data plane takes."""
+    if not 0 <= mult <= MULT_MAX:
+        raise ParameterRangeError(f"requantization multiplier {mult} is outside 0..{MULT_MAX}")
+    if not 0 <= shift <= SHIFT_MAX:
+        raise ParameterRangeError(f"requantization shift {shift} is outside 0..{SHIFT_MAX}")
+
+
+def check_int8(values: Sequence[int], what: str) -> None:
+    for i, v in enumerate(values):
+        if not INT8_MIN <= v <= INT8_MAX:
+            raise ParameterRangeError(f"{what}[{i}] = {v} is not an int8")
+
+
+def requantize(acc: int, mult: int, shift: int, act: Activation) -> int:
+    """int32 accumulator -> int8: ``sat8(act((acc * mult + 2**(shift-1)) >> shift))``."""
+    check_requant(mult, shift)
+    q = (wrap(acc, 32) * mult + ((1 << shift) >> 1)) >> shift
+    if act == Activation.RELU and q < 0:
+        q = 0
+    return saturate_int8(q)
+
+
+def dense(
+    x: Sequence[int],
+    weights: Sequence[Sequence[int]],
+    bias: Sequence[int],
+    mult: Sequence[int],
+    shift: Sequence[int],
+    act: Activation,
+) -> list[int]:
+    """Quantized dense layer: ``y_j = requantize(bias_j + sum_i w_ji * x_i)``.
+
+    ``weights`` is ``n_out`` rows of ``n_in`` int8; ``bias`` int32 (wraps); ``mult`` and
+    ``shift`` are per output.
+    """
+    n_out = len(weights)
+    if not (len(bias) == len(mult) == len(shift) == n_out):
+        raise ParameterRangeError(
+            f"dense layer has {n_out} weight rows but {len(bias)} biases, "
+            f"{len(mult)} multipliers and {len(shift)} shifts"
+        )
+    check_int8(x, "x")
+    out = []
+    for j, row in enumerate(weights):
+        if len(row) != len(x):
+            raise ParameterRangeError(f"weight row {j} has {len(row)} inputs, the tensor {len(x)}")
+        check_int8(row, f"weights[{j}]")
+        acc = bias[j] + sum(w * v for w, v in zip(row, x))
+        out.append(requantize(acc, mult[j], shift[j], act))
+    return out
+
+
+def elementwise(
+    x: Sequence[int],
+    scales: Sequence[int],
+    offsets: Sequence[int],
+    mult: int,
+    shift: int,
+    act: Activation,
+) -> list[int]:
+    """Element-wise transform: ``y_i = requantize(scale_i * x_i + offset_i)``.
+
+    Scales are int8, offsets int16, ``mult``/``shift`` shared by all elements.
+    """
+    if not len(x) == len(scales) == len(offsets):
+        raise ParameterRangeError(
+            f"element-wise layer has {len(scales)} scales and {len(offsets)} offsets "
+            f"for {len(x)} elements"
+        )
+    check_int8(x, "x")
+    check_int8(scales, "scales")
+    for i, b in enumerate(offsets):
+        if not INT16_MIN <= b <= INT16_MAX:
+            raise ParameterRangeError(f"offsets[{i}] = {b} is not an int16")
+    return [requantize(s * v + b, mult, shift, act) for s, v, b in zip(scales, x, offsets)]
+
+
+def embedding_id(x: Sequence[int]) -> int:
+    """The id an embedding layer looks up: two elements, big-endian unsigned bytes."""
+    if len(x) != 2:
+        raise ParameterRangeError(f"an embedding look-up takes 2 elements (the id), got {len(x)}")
+    return ((x[0] & 0xFF) << 8) | (x[1] & 0xFF)
+
+
+def id_elements(ident: int) -> list[int]:
+    """The two int8 elements that carry embedding id ``ident`` (inverse of embedding_id)."""
+    if not 0 <= ident <= 0xFFFF:
+        raise ParameterRangeError(f"embedding id {ident} is outside 0..65535")
+    return [wrap(ident >> 8, 8), wrap(ident & 0xFF, 8)]
+
+
+def embedding(x: Sequence[int], table: dict[int, Sequence[int]]) -> list[int]:
+    """Embedding look-up; a missing id raises KeyError (a switch passes such packets on)."""
+    vec = list(table[embedding_id(x)])
+    check_int8(vec, "embedding vector")
+    return vec
+
+
+# ---------------------------------------------------------------- batched (numpy) --
+
+
+def dense_batch(
+    x: np.ndarray,
+    weights: np.ndarray,
+    bias: np.ndarray,
+    mult: np.ndarray,
+    shift: np.ndarray,
+    act: Activation,
+) -> np.ndarray:
+    """:func:`dense` over a batch ``x`` of shape (batch, n_in); exact int64 arithmetic.
+
+    For the edge and the cloud, which run many requests; tests check it against
+    :func:`dense` on random and extreme inputs.
+    """
+    for m, s in zip(np.ravel(mult), np.ravel(shift)):
+        check_requant(int(m), int(s))
+    acc = x.astype(np.int64) @ weights.astype(np.int64).T + bias.astype(np.int64)
+    acc = ((acc + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)  # int32 wrap
+    shift64 = shift.astype(np.int64)
+    q = (acc * mult.astype(np.int64) + ((np.int64(1) << shift64) >> 1)) >> shift64
+    if act == Activation.RELU:
+        q = np.maximum(q, 0)
+    return np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
+
+
+# ----------------------------------------------------------- from real numbers --
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """``(mult, shift)`` with ``mult / 2**shift`` closest to ``real`` at 16-bit precision.
+
+    >>> quantize_multiplier(0.5)
+    (32768, 16)
+    """
+    if not math.isfinite(real) or real < 0:
+        raise ParameterRangeError(f"requantization scale {real} must be finite and >= 0")
+    if real == 0:
+        return 0, 0
+    if real > MULT_MAX:
+        raise ParameterRangeError(f"requantization scale {real} exceeds {MULT_MAX}")
+    shift = min(SHIFT_MAX, max(0, math.floor(math.log2(MULT_MAX / real))))
+    mult = round(real * (1 << shift))
+    while mult > MULT_MAX:  # log2 rounding at the edge
+        shift -= 1
+        mult = round(real * (1 << shift))
+    return mult, shift
+
+
+def quantize_symmetric(values: np.ndarray, axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 quantization: ``q = round(v / scale)``, ``scale = max|v| / 127``.
+
+    With ``axis`` the scale is per slice along it (per output channel for a weight
+    matrix of shape (n_out, n_in) with ``axis=0``). Returns ``(q, scale)``; an all-zero
+    slice gets scale 1.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if axis is None:
+        amax = np.max(np.abs(values)) if values.size else 0.0
+    else:
+        reduce = tuple(i for i in range(values.ndim) if i != axis)
+        amax = np.max(np.abs(values), axis=reduce, keepdims=True)
+    scale = np.where(amax > 0, amax / INT8_MAX, 1.0)
+    q = np.clip(np.round(values / scale), INT8_MIN, INT8_MAX).astype(np.int64)
+    return q, np.squeeze(scale) if axis is not None else np.float64(scale)

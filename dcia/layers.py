@@ -1,0 +1,156 @@
+"""Quantized layers: the integer parameters of each in-network operation.
+
+A quantized model is a list of these records. Every node that runs a layer, a switch
+through its table entries or the edge and cloud in Python, computes ``forward`` of the
+integer reference (dcia.arithmetic), so all of them agree bit for bit.
+
+    >>> layer = DenseLayer(weights=[[1, 2], [3, 4]], bias=[0, 1], mult=[1, 1], shift=[0, 0])
+    >>> layer.forward([5, 6]), layer.n_in, layer.n_out
+    ([17, 40], 2, 2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dcia import arithmetic
+from dcia.arithmetic import Activation
+from dcia.errors import ParameterRangeError
+from dcia.wire import MAX_NET_ELEMS
+
+
+@dataclass(frozen=True)
+class DenseLayer:
+    """``y = requantize(W x + b)`` with per-output requantization."""
+
+    weights: list[list[int]]
+    bias: list[int]
+    mult: list[int]
+    shift: list[int]
+    act: Activation = Activation.IDENTITY
+    kind: str = field(default="dense", init=False)
+
+    def __post_init__(self) -> None:
+        if not self.weights or not self.weights[0]:
+            raise ParameterRangeError("a dense layer needs at least one input and one output")
+        widths = {len(row) for row in self.weights}
+        if len(widths) != 1:
+            raise ParameterRangeError(f"dense weight rows have different lengths {sorted(widths)}")
+        for j, row in enumerate(self.weights):
+            arithmetic.check_int8(row, f"weights[{j}]")
+        for m, s in zip(self.mult, self.shift):
+            arithmetic.check_requant(m, s)
+        if not len(self.bias) == len(self.mult) == len(self.shift) == self.n_out:
+            raise ParameterRangeError(
+                f"dense layer with {self.n_out} outputs has {len(self.bias)} biases, "
+                f"{len(self.mult)} multipliers and {len(self.shift)} shifts"
+            )
+
+    @property
+    def n_in(self) -> int:
+        return len(self.weights[0])
+
+    @property
+    def n_out(self) -> int:
+        return len(self.weights)
+
+    @property
+    def macs(self) -> int:
+        return self.n_in * self.n_out
+
+    def forward(self, x: list[int]) -> list[int]:
+        return arithmetic.dense(x, self.weights, self.bias, self.mult, self.shift, self.act)
+
+    def forward_batch(self, x: np.ndarray) -> np.ndarray:
+        return arithmetic.dense_batch(
+            x, np.array(self.weights), np.array(self.bias), np.array(self.mult),
+            np.array(self.shift), self.act,
+        )
+
+
+@dataclass(frozen=True)
+class ElementwiseLayer:
+    """``y_i = requantize(scale_i * x_i + offset_i)``: per-feature scaling and shift."""
+
+    scales: list[int]
+    offsets: list[int]
+    mult: int
+    shift: int
+    act: Activation = Activation.IDENTITY
+    kind: str = field(default="elementwise", init=False)
+
+    def __post_init__(self) -> None:
+        if len(self.scales) != len(self.offsets) or not self.scales:
+            raise ParameterRangeError(
+                f"element-wise layer has {len(self.scales)} scales and {len(self.offsets)} offsets"
+            )
+        arithmetic.check_int8(self.scales, "scales")
+        for i, b in enumerate(self.offsets):
+            if not arithmetic.INT16_MIN <= b <= arithmetic.INT16_MAX:
+                raise ParameterRangeError(f"offsets[{i}] = {b} is not an int16")
+        arithmetic.check_requant(self.mult, self.shift)
+
+    @property
+    def n_in(self) -> int:
+        return len(self.scales)
+
+    n_out = n_in
+
+    @property
+    def macs(self) -> int:
+        return self.n_in
+
+    def forward(self, x: list[int]) -> list[int]:
+        return arithmetic.elementwise(x, self.scales, self.offsets, self.mult, self.shift, self.act)
+
+    def forward_batch(self, x: np.ndarray) -> np.ndarray:
+        return np.array([self.forward(list(map(int, row))) for row in x], dtype=np.int8)
+
+
+@dataclass(frozen=True)
+class EmbeddingLayer:
+    """Id (two elements, big-endian uint16) -> int8 vector of ``dim`` elements."""
+
+    table: dict[int, list[int]]
+    dim: int
+    kind: str = field(default="embedding", init=False)
+
+    def __post_init__(self) -> None:
+        for ident, vec in self.table.items():
+            if not 0 <= ident <= 0xFFFF:
+                raise ParameterRangeError(f"embedding id {ident} is outside 0..65535")
+            if len(vec) != self.dim:
+                raise ParameterRangeError(
+                    f"embedding vector of id {ident} has {len(vec)} elements, expected {self.dim}"
+                )
+            arithmetic.check_int8(vec, f"embedding[{ident}]")
+
+    n_in = 2
+
+    @property
+    def n_out(self) -> int:
+        return self.dim
+
+    @property
+    def macs(self) -> int:
+        return 0
+
+    def forward(self, x: list[int]) -> list[int]:
+        return arithmetic.embedding(x, self.table)
+
+    def forward_batch(self, x: np.ndarray) -> np.ndarray:
+        return np.array([self.forward(list(map(int, row))) for row in x], dtype=np.int8)
+
+
+Layer = DenseLayer | ElementwiseLayer | EmbeddingLayer
+
+
+def fits_switch(layer: Layer, max_elems: int = MAX_NET_ELEMS) -> str | None:
+    """Why ``layer`` cannot run on a switch of the DCIA program, or None if it can."""
+    if layer.n_in > max_elems:
+        return f"{layer.kind} layer has {layer.n_in} inputs but a switch takes at most {max_elems}"
+    if layer.n_out > max_elems:
+        return f"{layer.kind} layer has {layer.n_out} outputs but a switch supports at most {max_elems}"
+    return None

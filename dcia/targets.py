@@ -1,0 +1,158 @@
+"""Switch targets: start a P4Runtime switch process, real BMv2 or the embedded switch.
+
+Both take simple_switch_grpc's command line, so one launcher serves tests, benchmarks and
+the Mininet switch class; only the program differs.
+
+    >>> cmd = SwitchConfig(ports={1: "veth1", 2: "veth2"}, grpc_addr="127.0.0.1:50001",
+    ...                    device_id=1).command(["simple_switch_grpc"])
+    >>> " ".join(cmd)
+    'simple_switch_grpc --device-id 1 -i 1@veth1 -i 2@veth2 --log-level info --no-p4 -- --grpc-server-addr 127.0.0.1:50001 --cpu-port 255'
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dcia.errors import DciaError
+
+log = logging.getLogger(__name__)
+
+BMV2_SEARCH = ("/opt/p4/bin", "/usr/local/bin", "/usr/bin")
+TARGETS = ("embedded", "bmv2")
+
+
+class TargetError(DciaError):
+    """A switch target is not installed, or its process did not start."""
+
+
+def find_bmv2() -> Path | None:
+    """BMv2's simple_switch_grpc: $SIMPLE_SWITCH_GRPC, PATH, then the usual prefixes."""
+    explicit = os.environ.get("SIMPLE_SWITCH_GRPC")
+    candidates = [explicit] if explicit else []
+    candidates.append(shutil.which("simple_switch_grpc"))
+    candidates += [f"{d}/simple_switch_grpc" for d in BMV2_SEARCH]
+    for c in candidates:
+        if c and os.access(c, os.X_OK):
+            return Path(c)
+    return None
+
+
+def target_program(target: str) -> list[str]:
+    """The argv prefix that starts ``target`` ('embedded' or 'bmv2')."""
+    if target == "embedded":
+        return [sys.executable, "-m", "embedded_switch.cli"]
+    if target == "bmv2":
+        path = find_bmv2()
+        if path is None:
+            raise TargetError(
+                "BMv2 simple_switch_grpc is not installed (not on PATH, in $SIMPLE_SWITCH_GRPC "
+                "or /opt/p4/bin); use the embedded switch (--target embedded) or install BMv2 "
+                "with PI (https://github.com/p4lang/behavioral-model)"
+            )
+        return [str(path)]
+    raise TargetError(f"unknown switch target {target!r}; choose one of {', '.join(TARGETS)}")
+
+
+@dataclass(frozen=True)
+class SwitchConfig:
+    """How to start one switch: ports, P4Runtime address, device id, logs."""
+
+    ports: dict[int, str]
+    grpc_addr: str
+    device_id: int = 1
+    cpu_port: int = 255
+    json_path: Path | None = None
+    log_file: Path | None = None
+    log_level: str = "info"
+    pcap_dir: Path | None = None
+    extra: tuple[str, ...] = field(default=())
+
+    def command(self, program: list[str]) -> list[str]:
+        cmd = [*program, "--device-id", str(self.device_id)]
+        for port, ifname in sorted(self.ports.items()):
+            cmd += ["-i", f"{port}@{ifname}"]
+        if self.log_file:
+            cmd += ["--log-file", str(self.log_file)]
+        cmd += ["--log-level", self.log_level]
+        if self.pcap_dir:
+            cmd += ["--pcap", str(self.pcap_dir)]
+        cmd += [*self.extra]
+        cmd += [str(self.json_path)] if self.json_path else ["--no-p4"]
+        cmd += ["--", "--grpc-server-addr", self.grpc_addr, "--cpu-port", str(self.cpu_port)]
+        return cmd
+
+
+def free_tcp_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SwitchProcess:
+    """A running switch process; a context manager that always stops it.
+
+    ``start`` returns once the P4Runtime port accepts connections.
+    """
+
+    def __init__(self, target: str, config: SwitchConfig, *, stdout_path: Path | None = None):
+        self.target = target
+        self.config = config
+        self.argv = config.command(target_program(target))
+        self.stdout_path = stdout_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20.0) -> SwitchProcess:
+        out = open(self.stdout_path, "wb") if self.stdout_path else subprocess.DEVNULL
+        log.info("starting %s: %s", self.target, " ".join(self.argv))
+        self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        host, port = self.config.grpc_addr.rsplit(":", 1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise TargetError(
+                    f"{self.target} switch exited with code {self.proc.returncode} at start-up"
+                    f"{self._output_tail()}"
+                )
+            try:
+                with socket.create_connection((host, int(port)), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise TargetError(f"{self.target} switch did not open {self.config.grpc_addr} "
+                          f"within {timeout:.0f} s{self._output_tail()}")
+
+    def _output_tail(self) -> str:
+        if self.stdout_path and Path(self.stdout_path).exists():
+            tail = Path(self.stdout_path).read_text(errors="replace").strip().splitlines()[-8:]
+            return ":\n  " + "\n  ".join(tail) if tail else ""
+        return ""
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self) -> SwitchProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,149 @@
+"""The DCIA wire format as a scapy layer: the Python twin of ``header dcia_t`` in p4src/dcia.p4.
+
+A tensor packet is Ethernet / IPv4 / UDP (destination port ``DCIA_UDP_PORT``) / DCIA,
+where the DCIA layer is the 16-byte header followed by ``n_elems`` int8 elements.
+docs/wire-format.md describes every field and what a switch does with each packet.
+
+    >>> pkt = DCIA(model_id=7, model_version=2, request_id=42, elems=[1, -2, 3])
+    >>> pkt.n_elems is None, len(bytes(pkt))
+    (True, 19)
+    >>> DCIA(bytes(pkt)).elems
+    [1, -2, 3]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import IntFlag
+
+from scapy.fields import (
+    ByteField,
+    FieldLenField,
+    FieldListField,
+    FlagsField,
+    IntField,
+    ShortField,
+    SignedByteField,
+)
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.packet import Packet, bind_layers
+
+from dcia.errors import WireFormatError
+
+DCIA_UDP_PORT = 0xDC1A
+"""UDP destination port of every DCIA packet (tensors and answers): 56346."""
+DCIA_VERSION = 1
+HEADER_BYTES = 16
+MAX_NET_ELEMS = 16
+"""Elements a switch can compute on; larger tensors pass through the network as payload."""
+MAX_WIRE_ELEMS = 1024
+"""Elements a well-formed DCIA packet may carry at most."""
+MAX_PASSES = 8
+"""Consecutive layers one switch computes on one packet."""
+
+
+class Flag(IntFlag):
+    """DCIA header flags. A packet with any of these set is never computed by a switch."""
+
+    RESULT = 0x01
+    ERROR = 0x02
+    MALFORMED = 0x04
+    NO_OFFLOAD = 0x08
+
+
+class Status:
+    """Codes in the ``status`` field of an answer with ``Flag.ERROR``."""
+
+    OK = 0
+    MALFORMED = 1
+    UNKNOWN_MODEL = 2
+    BAD_SHAPE = 3
+    INTERNAL = 4
+
+
+class DCIA(Packet):
+    """The DCIA header and its int8 tensor."""
+
+    name = "DCIA"
+    fields_desc = [
+        ByteField("ver", DCIA_VERSION),
+        FlagsField("flags", 0, 8, ["RESULT", "ERROR", "MALFORMED", "NO_OFFLOAD"]),
+        ShortField("model_id", 0),
+        ShortField("model_version", 0),
+        ByteField("next_layer", 0),
+        ByteField("net_layers", 0),
+        IntField("request_id", 0),
+        FieldLenField("n_elems", None, fmt="H", count_of="elems"),
+        ByteField("status", 0),
+        ByteField("reserved", 0),
+        FieldListField("elems", [], SignedByteField("elem", 0), count_from=lambda p: p.n_elems),
+    ]
+
+    def mysummary(self) -> str:
+        return self.sprintf(
+            "DCIA model %DCIA.model_id% v%DCIA.model_version% layer %DCIA.next_layer% "
+            "req %DCIA.request_id% [%DCIA.flags%] n=%DCIA.n_elems%"
+        )
+
+
+bind_layers(UDP, DCIA, dport=DCIA_UDP_PORT)
+
+HEADER_FIELDS: list[tuple[str, int]] = [
+    (f.name, int(8 * f.sz)) for f in DCIA.fields_desc if f.name != "elems"
+]
+"""The header's (field name, bit width) pairs in wire order, for checks against the P4."""
+
+
+def tensor_packet(
+    *,
+    src_mac: str,
+    dst_mac: str,
+    src_ip: str,
+    dst_ip: str,
+    model_id: int,
+    model_version: int,
+    request_id: int,
+    elems: Sequence[int],
+    next_layer: int = 0,
+    flags: int = 0,
+    sport: int = DCIA_UDP_PORT,
+) -> Ether:
+    """An Ethernet frame carrying a DCIA tensor, ready for ``sendp``."""
+    if len(elems) > MAX_WIRE_ELEMS:
+        raise WireFormatError(
+            f"a DCIA packet carries at most {MAX_WIRE_ELEMS} elements, got {len(elems)}"
+        )
+    bad = [v for v in elems if not -128 <= v <= 127]
+    if bad:
+        raise WireFormatError(f"tensor elements must be int8, got {bad[:3]}")
+    return (
+        Ether(src=src_mac, dst=dst_mac)
+        / IP(src=src_ip, dst=dst_ip)
+        / UDP(sport=sport, dport=DCIA_UDP_PORT)
+        / DCIA(
+            flags=flags,
+            model_id=model_id,
+            model_version=model_version,
+            next_layer=next_layer,
+            request_id=request_id,
+            elems=list(elems),
+        )
+    )
+
+
+def malformation(pkt: DCIA) -> str | None:
+    """Why a switch would call this DCIA packet malformed, or None if it is well formed.
+
+    The rules of p4src/dcia.p4: unknown version, more than MAX_WIRE_ELEMS elements,
+    a tensor shorter than n_elems (truncated) or bytes after it.
+    """
+    if pkt.ver != DCIA_VERSION:
+        return f"DCIA version {pkt.ver}, expected {DCIA_VERSION}"
+    if pkt.n_elems > MAX_WIRE_ELEMS:
+        return f"{pkt.n_elems} elements, more than the maximum {MAX_WIRE_ELEMS}"
+    if len(pkt.elems) != pkt.n_elems:
+        return f"truncated: header says {pkt.n_elems} elements, {len(pkt.elems)} present"
+    if len(pkt.payload):
+        return f"{len(pkt.payload)} bytes after the {pkt.n_elems}-element tensor"
+    return None

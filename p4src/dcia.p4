@@ -1,0 +1,558 @@
+/* DCIA data plane: in-network inference stages for v1model (BMv2 simple_switch_grpc).
+ *
+ * A tensor packet is Ethernet / IPv4 / UDP (dst port DCIA_UDP_PORT) / DCIA header /
+ * n_elems int8 elements (docs/wire-format.md). When this switch holds the state of the
+ * packet's (model id, model version, next layer), it computes that layer on the elements,
+ * advances next_layer and, if the controller marked more layers for this switch,
+ * recirculates to compute the next one. Without that state it forwards the packet
+ * unchanged: the next capable node, ultimately the cloud, finishes the work.
+ *
+ * Every run-time parameter (weights, biases, requantization, steering) is table action
+ * data, because BMv2's P4Runtime server cannot write registers. The integer semantics
+ * of each layer are defined by dcia/arithmetic.py; this program must agree bit for bit.
+ *
+ * Sizes: a layer reads and writes at most MAX_NET_ELEMS (16) elements; one switch
+ * computes at most MAX_PASSES (8) consecutive layers of one packet.
+ */
+#include <core.p4>
+#include <v1model.p4>
+
+/* ------------------------------------------------------------------ constants -- */
+
+const bit<16> TYPE_IPV4     = 0x0800;
+const bit<8>  PROTO_UDP     = 17;
+const bit<16> DCIA_UDP_PORT = 0xDC1A;      /* 56346 */
+const bit<8>  DCIA_VERSION  = 1;
+const bit<16> UDP_HDR_BYTES  = 8;
+const bit<16> DCIA_HDR_BYTES = 16;
+
+#define MAX_NET_ELEMS 16                   /* elements a switch reads or writes */
+const bit<16> MAX_WIRE_ELEMS = 1024;       /* elements a well-formed packet may carry */
+const bit<8>  MAX_PASSES     = 8;          /* layers one switch computes per packet */
+
+/* DCIA flags: a packet with any of the first four set is never computed. */
+const bit<8> FLAG_RESULT     = 0x01;       /* the answer, travelling back to the edge */
+const bit<8> FLAG_ERROR      = 0x02;       /* an error report; status holds the code */
+const bit<8> FLAG_MALFORMED  = 0x04;       /* a switch found the packet malformed */
+const bit<8> FLAG_NO_OFFLOAD = 0x08;       /* the sender forbids in-network compute */
+const bit<8> FLAGS_NO_COMPUTE = 0x0F;
+
+/* Layer kinds and activations, as set by the `layers` table. */
+const bit<8> KIND_NONE        = 0;
+const bit<8> KIND_DENSE       = 1;
+const bit<8> KIND_ELEMENTWISE = 2;
+const bit<8> KIND_EMBEDDING   = 3;
+const bit<8> ACT_IDENTITY     = 0;
+const bit<8> ACT_RELU         = 1;
+
+/* Indices of the dcia_stats counter. */
+const bit<32> STAT_COMPUTED         = 0;   /* layers computed */
+const bit<32> STAT_PASSTHROUGH      = 1;   /* tensor packets forwarded without state */
+const bit<32> STAT_VERSION_MISMATCH = 2;   /* known model, another version: not computed */
+const bit<32> STAT_MALFORMED        = 3;   /* malformed tensor packets: never computed */
+
+/* Outcome of the model_versions look-up. */
+const bit<8> MODEL_UNKNOWN       = 0;
+const bit<8> MODEL_VERSION_HERE  = 1;
+const bit<8> MODEL_OTHER_VERSION = 2;
+
+typedef bit<9>  egressSpec_t;
+typedef bit<48> macAddr_t;
+typedef bit<32> ip4Addr_t;
+
+/* -------------------------------------------------------------------- headers -- */
+
+header ethernet_t {
+    macAddr_t dstAddr;
+    macAddr_t srcAddr;
+    bit<16>   etherType;
+}
+
+header ipv4_t {
+    bit<4>    version;
+    bit<4>    ihl;
+    bit<8>    diffserv;
+    bit<16>   totalLen;
+    bit<16>   identification;
+    bit<3>    flags;
+    bit<13>   fragOffset;
+    bit<8>    ttl;
+    bit<8>    protocol;
+    bit<16>   hdrChecksum;
+    ip4Addr_t srcAddr;
+    ip4Addr_t dstAddr;
+}
+
+header udp_t {
+    bit<16> srcPort;
+    bit<16> dstPort;
+    bit<16> length_;
+    bit<16> checksum;     /* set to 0 (no checksum) whenever a switch rewrites the payload */
+}
+
+/* The DCIA header: 16 bytes, big-endian, documented in docs/wire-format.md. */
+header dcia_t {
+    bit<8>  ver;            /* DCIA_VERSION; any other value is malformed */
+    bit<8>  flags;          /* FLAG_* */
+    bit<16> model_id;
+    bit<16> model_version;
+    bit<8>  next_layer;     /* index of the next layer to compute */
+    bit<8>  net_layers;     /* layers computed in the network so far */
+    bit<32> request_id;     /* chosen by the edge; echoed in the answer */
+    bit<16> n_elems;        /* int8 elements that follow */
+    bit<8>  status;         /* error code when FLAG_ERROR is set */
+    bit<8>  reserved;       /* 0 */
+}
+
+/* One int8 tensor element; the tensor is a stack of them, parsed by n_elems. */
+header elem_t {
+    bit<8> v;
+}
+
+struct headers_t {
+    ethernet_t           ethernet;
+    ipv4_t               ipv4;
+    udp_t                udp;
+    dcia_t               dcia;
+    elem_t[MAX_NET_ELEMS] elems;
+}
+
+/* Sixteen metadata fields p0 .. p15 (inputs x, outputs y of a layer). */
+#define ELEMENT_FIELDS(p) \
+    bit<8> p##0;  bit<8> p##1;  bit<8> p##2;  bit<8> p##3;  \
+    bit<8> p##4;  bit<8> p##5;  bit<8> p##6;  bit<8> p##7;  \
+    bit<8> p##8;  bit<8> p##9;  bit<8> p##10; bit<8> p##11; \
+    bit<8> p##12; bit<8> p##13; bit<8> p##14; bit<8> p##15;
+
+struct metadata_t {
+    @field_list(0)
+    bit<8>   passes;         /* layers this switch already computed on this packet */
+    bit<16>  elems_left;     /* parser loop counter */
+    bit<8>   model_state;    /* MODEL_* */
+    bit<8>   kind;           /* KIND_* of the layer being computed */
+    bit<16>  n_in;
+    bit<16>  n_out;
+    bit<8>   act;            /* ACT_* */
+    bit<1>   more;           /* the controller put the next layer on this switch too */
+    bit<1>   incomplete;     /* some parameter of the layer is missing: do not compute */
+    bit<1>   recirculate;
+    bit<16>  ew_mult;        /* element-wise layer parameters */
+    bit<8>   ew_shift;
+    bit<128> ew_scales;
+    bit<256> ew_offsets;
+    bit<16>  embed_id;
+    ELEMENT_FIELDS(x)
+    ELEMENT_FIELDS(y)
+}
+
+error {
+    DciaBadVersion,
+    DciaTooManyElements
+}
+
+/* --------------------------------------------------------------------- parser -- */
+
+parser DciaParser(packet_in pkt, out headers_t hdr, inout metadata_t meta,
+                  inout standard_metadata_t std) {
+    state start {
+        pkt.extract(hdr.ethernet);
+        transition select(hdr.ethernet.etherType) {
+            TYPE_IPV4: parse_ipv4;
+            default: accept;
+        }
+    }
+
+    state parse_ipv4 {
+        pkt.extract(hdr.ipv4);
+        /* UDP is parsed only without IP options and in a first (or only) fragment. */
+        transition select(hdr.ipv4.ihl, hdr.ipv4.fragOffset, hdr.ipv4.protocol) {
+            (4w5, 13w0, PROTO_UDP): parse_udp;
+            default: accept;
+        }
+    }
+
+    state parse_udp {
+        pkt.extract(hdr.udp);
+        transition select(hdr.udp.dstPort) {
+            DCIA_UDP_PORT: parse_dcia;
+            default: accept;
+        }
+    }
+
+    state parse_dcia {
+        pkt.extract(hdr.dcia);
+        verify(hdr.dcia.ver == DCIA_VERSION, error.DciaBadVersion);
+        verify(hdr.dcia.n_elems <= MAX_WIRE_ELEMS, error.DciaTooManyElements);
+        meta.elems_left = hdr.dcia.n_elems;
+        /* Tensors of up to MAX_NET_ELEMS are parsed; larger ones travel as payload. */
+        transition select(hdr.dcia.n_elems) {
+            16w0 &&& 16w0xFFF0: parse_elems;
+            16w16: parse_elems;
+            default: accept;
+        }
+    }
+
+    state parse_elems {
+        transition select(meta.elems_left) {
+            0: accept;
+            default: parse_elem;
+        }
+    }
+
+    state parse_elem {
+        pkt.extract(hdr.elems.next);   /* a short packet fails here: PacketTooShort */
+        meta.elems_left = meta.elems_left - 1;
+        transition parse_elems;
+    }
+}
+
+control DciaVerifyChecksum(inout headers_t hdr, inout metadata_t meta) {
+    apply {
+        verify_checksum(hdr.ipv4.isValid(),
+            { hdr.ipv4.version, hdr.ipv4.ihl, hdr.ipv4.diffserv, hdr.ipv4.totalLen,
+              hdr.ipv4.identification, hdr.ipv4.flags, hdr.ipv4.fragOffset,
+              hdr.ipv4.ttl, hdr.ipv4.protocol, hdr.ipv4.srcAddr, hdr.ipv4.dstAddr },
+            hdr.ipv4.hdrChecksum, HashAlgorithm.csum16);
+    }
+}
+
+/* ------------------------------------------------------------------ arithmetic -- */
+
+/* Requantize a wide accumulator to int8 (dcia/arithmetic.py: requantize):
+ *   q = (acc * mult + 2^(shift-1)) >> shift     (round half up; no rounding if shift = 0)
+ *   q = max(q, 0) for ReLU
+ *   saturate q to [-128, 127]                                                      */
+function bit<8> requantize(in int<32> acc, in bit<16> mult, in bit<8> shift, in bit<8> act) {
+    int<64> q = ((int<64>)acc * (int<64>)(bit<64>)mult
+                 + (int<64>)((64w1 << shift) >> 1)) >> shift;
+    q = (act == ACT_RELU && q < 0) ? 64s0 : q;
+    return (q > 127) ? 8w0x7F : ((q < -128) ? 8w0x80 : q[7:0]);
+}
+
+/* Sign-extend an int8 held in a bit<8> to int<32>. */
+#define S32(b) ((int<32>)(int<8>)(b))
+
+/* Weight i of a packed bit<128> row: byte i of the P4Runtime byte string (big-endian). */
+#define W(w, i) S32(w[127 - 8 * (i) : 120 - 8 * (i)])
+
+/* ------------------------------------------------------------------- ingress -- */
+
+control DciaIngress(inout headers_t hdr, inout metadata_t meta,
+                    inout standard_metadata_t std) {
+
+    counter(4, CounterType.packets_and_bytes) dcia_stats;     /* STAT_* */
+    counter(256, CounterType.packets_and_bytes) layer_stats;  /* by layer index */
+
+    /* ---- ordinary IPv4 forwarding ---- */
+
+    action drop() {
+        mark_to_drop(std);
+    }
+
+    action ipv4_forward(macAddr_t dst_mac, egressSpec_t port) {
+        std.egress_spec = port;
+        hdr.ethernet.srcAddr = hdr.ethernet.dstAddr;
+        hdr.ethernet.dstAddr = dst_mac;
+    }
+
+    table ipv4_lpm {
+        key = { hdr.ipv4.dstAddr: lpm @name("ipv4_dst"); }
+        actions = { ipv4_forward; drop; }
+        size = 1024;
+        default_action = drop();
+    }
+
+    /* ---- steering: where a tensor packet goes next, by model and next layer ---- */
+
+    action steer(egressSpec_t port, macAddr_t dst_mac) {
+        std.egress_spec = port;
+        hdr.ethernet.srcAddr = hdr.ethernet.dstAddr;
+        hdr.ethernet.dstAddr = dst_mac;
+    }
+
+    /* Redirect to another node: also rewrite the IPv4 destination. */
+    action steer_redirect(egressSpec_t port, macAddr_t dst_mac, ip4Addr_t dst_ip) {
+        steer(port, dst_mac);
+        hdr.ipv4.dstAddr = dst_ip;
+    }
+
+    table tensor_steering {
+        key = {
+            hdr.dcia.model_id:   exact @name("model_id");
+            hdr.dcia.next_layer: exact @name("layer");
+        }
+        actions = { steer; steer_redirect; NoAction; }
+        size = 1024;
+        default_action = NoAction();
+    }
+
+    /* ---- which versions of a model this switch holds ---- */
+
+    action version_here()  { meta.model_state = MODEL_VERSION_HERE; }
+    action other_version() { meta.model_state = MODEL_OTHER_VERSION; }
+
+    /* Per model: one entry per loaded version (version set, higher priority) and one
+     * wildcard entry (version omitted, lower priority) with other_version.          */
+    table model_versions {
+        key = {
+            hdr.dcia.model_id:      exact @name("model_id");
+            hdr.dcia.model_version: optional @name("model_version");
+        }
+        actions = { version_here; other_version; NoAction; }
+        size = 256;
+        default_action = NoAction();
+    }
+
+    /* ---- the layer held for (model, version, next layer) ---- */
+
+    action dense_layer(bit<16> n_in, bit<16> n_out, bit<8> act, bit<1> more) {
+        meta.kind = KIND_DENSE;
+        meta.n_in = n_in;
+        meta.n_out = n_out;
+        meta.act = act;
+        meta.more = more;
+    }
+
+    /* y_i = requantize(scale_i * x_i + offset_i): int8 scales, int16 offsets. */
+    action elementwise_layer(bit<16> n, bit<8> act, bit<16> mult, bit<8> shift,
+                             bit<128> scales, bit<256> offsets, bit<1> more) {
+        meta.kind = KIND_ELEMENTWISE;
+        meta.n_in = n;
+        meta.n_out = n;
+        meta.act = act;
+        meta.ew_mult = mult;
+        meta.ew_shift = shift;
+        meta.ew_scales = scales;
+        meta.ew_offsets = offsets;
+        meta.more = more;
+    }
+
+    /* Input: two elements, the big-endian uint16 id; output: n_out elements. */
+    action embedding_layer(bit<16> n_out, bit<1> more) {
+        meta.kind = KIND_EMBEDDING;
+        meta.n_in = 2;
+        meta.n_out = n_out;
+        meta.act = ACT_IDENTITY;
+        meta.more = more;
+    }
+
+    table layers {
+        key = {
+            hdr.dcia.model_id:      exact @name("model_id");
+            hdr.dcia.model_version: exact @name("model_version");
+            hdr.dcia.next_layer:    exact @name("layer");
+        }
+        actions = { dense_layer; elementwise_layer; embedding_layer; NoAction; }
+        size = 1024;
+        default_action = NoAction();
+    }
+
+    /* ---- dense layers: one table per output neuron, the row packed in 128 bits ---- */
+
+#define DENSE_NEURON(J)                                                              \
+    action dense_neuron_##J(bit<128> w, bit<32> bias, bit<16> mult, bit<8> shift) {   \
+        int<32> acc = (int<32>)bias                                                  \
+            + W(w, 0)  * S32(meta.x0)  + W(w, 1)  * S32(meta.x1)                     \
+            + W(w, 2)  * S32(meta.x2)  + W(w, 3)  * S32(meta.x3)                     \
+            + W(w, 4)  * S32(meta.x4)  + W(w, 5)  * S32(meta.x5)                     \
+            + W(w, 6)  * S32(meta.x6)  + W(w, 7)  * S32(meta.x7)                     \
+            + W(w, 8)  * S32(meta.x8)  + W(w, 9)  * S32(meta.x9)                     \
+            + W(w, 10) * S32(meta.x10) + W(w, 11) * S32(meta.x11)                    \
+            + W(w, 12) * S32(meta.x12) + W(w, 13) * S32(meta.x13)                    \
+            + W(w, 14) * S32(meta.x14) + W(w, 15) * S32(meta.x15);                   \
+        meta.y##J = requantize(acc, mult, shift, meta.act);                          \
+    }                                                                                \
+    table dense_##J {                                                                \
+        key = {                                                                      \
+            hdr.dcia.model_id:      exact @name("model_id");                         \
+            hdr.dcia.model_version: exact @name("model_version");                    \
+            hdr.dcia.next_layer:    exact @name("layer");                            \
+        }                                                                            \
+        actions = { dense_neuron_##J; NoAction; }                                    \
+        size = 1024;                                                                 \
+        default_action = NoAction();                                                 \
+    }
+
+    DENSE_NEURON(0)  DENSE_NEURON(1)  DENSE_NEURON(2)  DENSE_NEURON(3)
+    DENSE_NEURON(4)  DENSE_NEURON(5)  DENSE_NEURON(6)  DENSE_NEURON(7)
+    DENSE_NEURON(8)  DENSE_NEURON(9)  DENSE_NEURON(10) DENSE_NEURON(11)
+    DENSE_NEURON(12) DENSE_NEURON(13) DENSE_NEURON(14) DENSE_NEURON(15)
+
+    /* ---- element-wise transform (feature scaling / normalisation) ---- */
+
+#define EW(i) meta.y##i = requantize(                                                \
+        W(meta.ew_scales, i) * S32(meta.x##i)                                        \
+        + (int<32>)(int<16>)meta.ew_offsets[255 - 16 * (i) : 240 - 16 * (i)],        \
+        meta.ew_mult, meta.ew_shift, meta.act);
+
+    action elementwise_compute() {
+        EW(0)  EW(1)  EW(2)  EW(3)  EW(4)  EW(5)  EW(6)  EW(7)
+        EW(8)  EW(9)  EW(10) EW(11) EW(12) EW(13) EW(14) EW(15)
+    }
+
+    /* ---- embedding look-up: id -> vector ---- */
+
+    action embed(bit<128> vec) {
+        meta.y0  = vec[127:120]; meta.y1  = vec[119:112]; meta.y2  = vec[111:104];
+        meta.y3  = vec[103:96];  meta.y4  = vec[95:88];   meta.y5  = vec[87:80];
+        meta.y6  = vec[79:72];   meta.y7  = vec[71:64];   meta.y8  = vec[63:56];
+        meta.y9  = vec[55:48];   meta.y10 = vec[47:40];   meta.y11 = vec[39:32];
+        meta.y12 = vec[31:24];   meta.y13 = vec[23:16];   meta.y14 = vec[15:8];
+        meta.y15 = vec[7:0];
+    }
+
+    table embeddings {
+        key = {
+            hdr.dcia.model_id:      exact @name("model_id");
+            hdr.dcia.model_version: exact @name("model_version");
+            hdr.dcia.next_layer:    exact @name("layer");
+            meta.embed_id:          exact @name("embed_id");
+        }
+        actions = { embed; NoAction; }
+        size = 4096;
+        default_action = NoAction();
+    }
+
+    /* ---- bookkeeping ---- */
+
+    action mark_malformed() {
+        dcia_stats.count(STAT_MALFORMED);
+        hdr.udp.checksum = 0;
+    }
+
+    action finish_layer() {
+        layer_stats.count((bit<32>)hdr.dcia.next_layer);
+        dcia_stats.count(STAT_COMPUTED);
+        hdr.udp.length_ = hdr.udp.length_ + meta.n_out - meta.n_in;
+        hdr.ipv4.totalLen = hdr.ipv4.totalLen + meta.n_out - meta.n_in;
+        hdr.udp.checksum = 0;
+        hdr.dcia.n_elems = meta.n_out;
+        hdr.dcia.next_layer = hdr.dcia.next_layer + 1;
+        hdr.dcia.net_layers = hdr.dcia.net_layers + 1;
+    }
+
+#define LOAD_INPUT(i)                                                                \
+    if (hdr.elems[i].isValid()) { meta.x##i = hdr.elems[i].v; } else { meta.x##i = 0; }
+
+#define STORE_OUTPUT(i)                                                              \
+    if (meta.n_out > i) { hdr.elems[i].setValid(); hdr.elems[i].v = meta.y##i; }     \
+    else { hdr.elems[i].setInvalid(); }
+
+#define APPLY_NEURON(J)                                                              \
+    if (meta.n_out > J) { if (!dense_##J.apply().hit) { meta.incomplete = 1; } }
+
+    apply {
+        if (!hdr.ipv4.isValid()) {
+            drop();
+            return;
+        }
+        bool tensor = hdr.udp.isValid() && hdr.udp.dstPort == DCIA_UDP_PORT;
+
+        if (tensor) {
+            if (std.parser_error != error.NoError || !hdr.dcia.isValid()
+                    || hdr.udp.length_ != UDP_HDR_BYTES + DCIA_HDR_BYTES + hdr.dcia.n_elems) {
+                /* Truncated, oversized, bad version or lying about its length: counted,
+                 * flagged when the header is readable, and forwarded for the receiver
+                 * to answer with an error. */
+                mark_malformed();
+                if (hdr.dcia.isValid()) {
+                    hdr.dcia.flags = hdr.dcia.flags | FLAG_MALFORMED;
+                }
+            } else if ((hdr.dcia.flags & FLAGS_NO_COMPUTE) != 0) {
+                /* answers, error reports and no-offload packets: ordinary traffic */
+            } else if (layers.apply().hit) {
+                if (hdr.dcia.n_elems != meta.n_in) {
+                    /* the tensor does not have the shape this layer takes */
+                    mark_malformed();
+                    hdr.dcia.flags = hdr.dcia.flags | FLAG_MALFORMED;
+                } else {
+                    LOAD_INPUT(0)  LOAD_INPUT(1)  LOAD_INPUT(2)  LOAD_INPUT(3)
+                    LOAD_INPUT(4)  LOAD_INPUT(5)  LOAD_INPUT(6)  LOAD_INPUT(7)
+                    LOAD_INPUT(8)  LOAD_INPUT(9)  LOAD_INPUT(10) LOAD_INPUT(11)
+                    LOAD_INPUT(12) LOAD_INPUT(13) LOAD_INPUT(14) LOAD_INPUT(15)
+                    meta.incomplete = 0;
+                    if (meta.kind == KIND_DENSE) {
+                        APPLY_NEURON(0)  APPLY_NEURON(1)  APPLY_NEURON(2)  APPLY_NEURON(3)
+                        APPLY_NEURON(4)  APPLY_NEURON(5)  APPLY_NEURON(6)  APPLY_NEURON(7)
+                        APPLY_NEURON(8)  APPLY_NEURON(9)  APPLY_NEURON(10) APPLY_NEURON(11)
+                        APPLY_NEURON(12) APPLY_NEURON(13) APPLY_NEURON(14) APPLY_NEURON(15)
+                    } else if (meta.kind == KIND_ELEMENTWISE) {
+                        elementwise_compute();
+                    } else {
+                        meta.embed_id = meta.x0 ++ meta.x1;
+                        if (!embeddings.apply().hit) {
+                            meta.incomplete = 1;
+                        }
+                    }
+                    if (meta.incomplete == 1) {
+                        /* partial state (for example a deployment under way): best effort */
+                        dcia_stats.count(STAT_PASSTHROUGH);
+                    } else {
+                        STORE_OUTPUT(0)  STORE_OUTPUT(1)  STORE_OUTPUT(2)  STORE_OUTPUT(3)
+                        STORE_OUTPUT(4)  STORE_OUTPUT(5)  STORE_OUTPUT(6)  STORE_OUTPUT(7)
+                        STORE_OUTPUT(8)  STORE_OUTPUT(9)  STORE_OUTPUT(10) STORE_OUTPUT(11)
+                        STORE_OUTPUT(12) STORE_OUTPUT(13) STORE_OUTPUT(14) STORE_OUTPUT(15)
+                        finish_layer();
+                        if (meta.more == 1 && meta.passes < MAX_PASSES - 1) {
+                            meta.recirculate = 1;
+                        }
+                    }
+                }
+            } else {
+                model_versions.apply();
+                if (meta.model_state == MODEL_OTHER_VERSION) {
+                    dcia_stats.count(STAT_VERSION_MISMATCH);
+                } else {
+                    dcia_stats.count(STAT_PASSTHROUGH);
+                }
+            }
+        }
+
+        if (tensor && hdr.dcia.isValid() && (hdr.dcia.flags & FLAGS_NO_COMPUTE) == 0) {
+            if (!tensor_steering.apply().hit) {
+                ipv4_lpm.apply();
+            }
+        } else {
+            ipv4_lpm.apply();
+        }
+        if (meta.passes == 0) {
+            hdr.ipv4.ttl = hdr.ipv4.ttl - 1;
+        }
+    }
+}
+
+/* -------------------------------------------------------------------- egress -- */
+
+control DciaEgress(inout headers_t hdr, inout metadata_t meta,
+                   inout standard_metadata_t std) {
+    apply {
+        if (meta.recirculate == 1) {
+            /* compute the next layer on this switch: the packet re-enters the parser */
+            meta.passes = meta.passes + 1;
+            recirculate_preserving_field_list(0);
+        }
+    }
+}
+
+control DciaComputeChecksum(inout headers_t hdr, inout metadata_t meta) {
+    apply {
+        update_checksum(hdr.ipv4.isValid(),
+            { hdr.ipv4.version, hdr.ipv4.ihl, hdr.ipv4.diffserv, hdr.ipv4.totalLen,
+              hdr.ipv4.identification, hdr.ipv4.flags, hdr.ipv4.fragOffset,
+              hdr.ipv4.ttl, hdr.ipv4.protocol, hdr.ipv4.srcAddr, hdr.ipv4.dstAddr },
+            hdr.ipv4.hdrChecksum, HashAlgorithm.csum16);
+    }
+}
+
+control DciaDeparser(packet_out pkt, in headers_t hdr) {
+    apply {
+        pkt.emit(hdr.ethernet);
+        pkt.emit(hdr.ipv4);
+        pkt.emit(hdr.udp);
+        pkt.emit(hdr.dcia);
+        pkt.emit(hdr.elems);
+    }
+}
+
+V1Switch(DciaParser(), DciaVerifyChecksum(), DciaIngress(), DciaEgress(),
+         DciaComputeChecksum(), DciaDeparser()) main;
