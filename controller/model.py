@@ -1,0 +1,474 @@
+"""Model records: the float model an import produces and the quantized model DCIA deploys.
+
+A :class:`FloatModel` is a chain of float layers with a numpy forward; quantization
+(controller/quantize.py) turns it into a :class:`QuantizedModel`, whose ``layers`` are
+the integer records of dcia.layers that the edge, the switches and the cloud run.
+
+    >>> m = FloatModel("tiny", [FloatDense(np.array([[1.0, -1.0]]), np.array([0.5]), relu=True)])
+    >>> m.forward(np.array([[2.0, 1.0], [0.0, 3.0]])).tolist()
+    [[1.5], [0.0]]
+
+A quantized model is saved as JSON with the SHA-256 of its content; loading checks it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dcia import arithmetic
+from dcia.arithmetic import Activation
+from dcia.errors import DciaError, ModelFileError, ModelIntegrityError, ParameterRangeError
+from dcia.layers import DenseLayer, ElementwiseLayer, EmbeddingLayer, Layer, fits_switch
+
+log = logging.getLogger(__name__)
+
+OUTPUTS = ("logits", "softmax", "argmax")
+"""What a model's graph hands back: the last layer's values, their softmax, or the class."""
+
+FILE_FORMAT = "dcia.quantized-model"
+FILE_FORMAT_VERSION = 1
+
+
+# ------------------------------------------------------------------ float layers --
+
+
+@dataclass(frozen=True, eq=False)
+class FloatDense:
+    """``y = W x + b``, then ReLU if ``relu``; ``weights`` has shape (n_out, n_in)."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+    relu: bool = False
+    kind: str = field(default="dense", init=False)
+
+    def __post_init__(self) -> None:
+        if self.weights.ndim != 2 or self.bias.shape != (self.weights.shape[0],):
+            raise ParameterRangeError(
+                f"dense layer weights {self.weights.shape} and bias {self.bias.shape} do not match"
+            )
+
+    @property
+    def n_in(self) -> int:
+        return self.weights.shape[1]
+
+    @property
+    def n_out(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def macs(self) -> int:
+        return self.n_in * self.n_out
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = x @ self.weights.T + self.bias
+        return np.maximum(y, 0.0) if self.relu else y
+
+
+@dataclass(frozen=True, eq=False)
+class FloatElementwise:
+    """``y_i = scale_i * x_i + offset_i``, then ReLU if ``relu``: a per-feature transform."""
+
+    scale: np.ndarray
+    offset: np.ndarray
+    relu: bool = False
+    kind: str = field(default="elementwise", init=False)
+
+    def __post_init__(self) -> None:
+        if self.scale.ndim != 1 or self.scale.shape != self.offset.shape:
+            raise ParameterRangeError(
+                f"element-wise layer scales {self.scale.shape} and offsets {self.offset.shape} "
+                "do not match"
+            )
+
+    @property
+    def n_in(self) -> int:
+        return self.scale.shape[0]
+
+    n_out = n_in
+
+    @property
+    def macs(self) -> int:
+        return self.n_in
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = x * self.scale + self.offset
+        return np.maximum(y, 0.0) if self.relu else y
+
+
+@dataclass(frozen=True, eq=False)
+class FloatEmbedding:
+    """Id -> row of ``table`` (shape (vocabulary, dim)); the input is one integer id."""
+
+    table: np.ndarray
+    kind: str = field(default="embedding", init=False)
+
+    def __post_init__(self) -> None:
+        if self.table.ndim != 2:
+            raise ParameterRangeError(f"embedding table has shape {self.table.shape}, not 2-D")
+
+    n_in = 1
+
+    @property
+    def n_out(self) -> int:
+        return self.table.shape[1]
+
+    @property
+    def macs(self) -> int:
+        return 0
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        ids = np.asarray(x).reshape(len(x), -1)[:, 0].astype(np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self.table)):
+            raise ParameterRangeError(f"embedding ids must be in 0..{len(self.table) - 1}")
+        return self.table[ids]
+
+
+FloatLayer = FloatDense | FloatElementwise | FloatEmbedding
+
+
+def with_affine(layer: FloatLayer, scale: np.ndarray, offset: np.ndarray) -> FloatLayer:
+    """``layer`` followed by ``y * scale + offset`` as one layer (exact; ``layer`` has no ReLU)."""
+    if getattr(layer, "relu", False):
+        raise ValueError("cannot fold an affine transform into a layer that ends in ReLU")
+    scale = np.broadcast_to(scale, (layer.n_out,))
+    offset = np.broadcast_to(offset, (layer.n_out,))
+    if isinstance(layer, FloatDense):
+        return FloatDense(layer.weights * scale[:, None], layer.bias * scale + offset)
+    if isinstance(layer, FloatElementwise):
+        return FloatElementwise(layer.scale * scale, layer.offset * scale + offset)
+    return FloatEmbedding(layer.table * scale + offset)
+
+
+def with_relu(layer: FloatLayer) -> FloatLayer:
+    """``layer`` followed by ReLU as one layer."""
+    if isinstance(layer, FloatEmbedding):
+        return FloatEmbedding(np.maximum(layer.table, 0.0))
+    return replace(layer, relu=True)
+
+
+def fold_into_dense(transform: FloatElementwise, dense: FloatDense) -> FloatDense:
+    """``dense(transform(x))`` as one dense layer (exact; ``transform`` has no ReLU)."""
+    if transform.relu:
+        raise ValueError("cannot fold an element-wise layer that ends in ReLU")
+    return FloatDense(
+        dense.weights * transform.scale[None, :],
+        dense.weights @ transform.offset + dense.bias,
+        relu=dense.relu,
+    )
+
+
+def softmax(y: np.ndarray) -> np.ndarray:
+    e = np.exp(y - y.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+# ------------------------------------------------------------------- float model --
+
+
+@dataclass(frozen=True, eq=False)
+class FloatModel:
+    """A chain of float layers, as imported; ``output`` says what the graph ends with.
+
+    Inputs are batches: shape (batch, input_size), or (batch,) of ids when the first
+    layer is an embedding.
+    """
+
+    name: str
+    layers: list[FloatLayer]
+    output: str = "logits"
+
+    def __post_init__(self) -> None:
+        if not self.layers:
+            raise ParameterRangeError(f"model {self.name!r} has no layers")
+        if self.output not in OUTPUTS:
+            raise ParameterRangeError(f"model output {self.output!r} is not one of {OUTPUTS}")
+        for i, (a, b) in enumerate(zip(self.layers, self.layers[1:]), start=1):
+            if isinstance(b, FloatEmbedding):
+                raise ParameterRangeError(f"layer {i} is an embedding; only the first layer may be")
+            if a.n_out != b.n_in:
+                raise ParameterRangeError(
+                    f"layer {i - 1} has {a.n_out} outputs but layer {i} takes {b.n_in} inputs"
+                )
+
+    @property
+    def input_size(self) -> int:
+        return self.layers[0].n_in
+
+    def forward(self, x: np.ndarray, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Run layers [start, stop) on the batch ``x``."""
+        ids = start < len(self.layers) and isinstance(self.layers[start], FloatEmbedding)
+        y = np.asarray(x) if ids else np.asarray(x, dtype=np.float64)
+        for layer in self.layers[start:stop]:
+            y = layer.forward(y)
+        return y
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """What the original graph returns: logits, probabilities or class indices."""
+        y = self.forward(x)
+        if self.output == "softmax":
+            return softmax(y)
+        if self.output == "argmax":
+            return y.argmax(axis=1)
+        return y
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class indices: the arg max of the last layer."""
+        return self.forward(x).argmax(axis=1)
+
+
+# --------------------------------------------------------------- quantized model --
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedModel:
+    """The integer model DCIA deploys, layer ``i`` being ``layers[i]`` on the wire.
+
+    ``scales[i]`` is the real value of one unit of the int8 tensor that enters layer
+    ``i``; ``scales[-1]`` that of the output. ``float_model`` holds the float layers that
+    ``layers`` were quantized from, one for one, for stages that run in float on purpose.
+    """
+
+    name: str
+    model_id: int
+    version: int
+    layers: list[Layer]
+    scales: list[float]
+    float_model: FloatModel
+    calibration: str = ""
+
+    def __post_init__(self) -> None:
+        for what, value in (("model id", self.model_id), ("model version", self.version)):
+            if not 0 <= value <= 0xFFFF:
+                raise ParameterRangeError(
+                    f"{what} {value} is outside 0..65535 (16 bits on the wire)"
+                )
+        n = len(self.layers)
+        if len(self.scales) != n + 1 or len(self.float_model.layers) != n:
+            raise ParameterRangeError(
+                f"quantized model with {n} layers has {len(self.scales)} scales and "
+                f"{len(self.float_model.layers)} float layers (want {n + 1} and {n})"
+            )
+        for i, (a, b) in enumerate(zip(self.layers, self.layers[1:]), start=1):
+            if a.n_out != b.n_in:
+                raise ParameterRangeError(
+                    f"layer {i - 1} has {a.n_out} outputs but layer {i} takes {b.n_in} inputs"
+                )
+
+    @property
+    def input_scale(self) -> float:
+        return self.scales[0]
+
+    @property
+    def output_scale(self) -> float:
+        return self.scales[-1]
+
+    @property
+    def output(self) -> str:
+        return self.float_model.output
+
+    @property
+    def takes_ids(self) -> bool:
+        """True when the input is an embedding id rather than a feature vector."""
+        return self.layers[0].kind == "embedding"
+
+    def switch_problems(self) -> dict[int, str]:
+        """Layers a switch cannot run, with the reason (they run on the edge or the cloud)."""
+        return {i: p for i, layer in enumerate(self.layers) if (p := fits_switch(layer))}
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """Float features (batch, n) -> int8 tensors; ids (batch,) -> their two id elements.
+
+        Features are divided by ``input_scale``, rounded half to even and saturated.
+        """
+        x = np.asarray(x)
+        if self.takes_ids:
+            ids = x.reshape(len(x), -1)[:, 0]
+            return np.array([arithmetic.id_elements(int(i)) for i in ids], dtype=np.int8).reshape(
+                -1, 2
+            )
+        if x.ndim != 2 or x.shape[1] != self.layers[0].n_in:
+            raise ParameterRangeError(
+                f"model {self.name!r} takes inputs of shape (batch, {self.layers[0].n_in}), "
+                f"got {x.shape}"
+            )
+        q = np.round(x.astype(np.float64) / self.input_scale)
+        return np.clip(q, arithmetic.INT8_MIN, arithmetic.INT8_MAX).astype(np.int8)
+
+    def dequantize(self, q: np.ndarray, index: int) -> np.ndarray:
+        """The real values of the int8 tensor ``q`` that enters layer ``index``."""
+        return np.asarray(q, dtype=np.float64) * self.scales[index]
+
+    def forward_int(self, x: np.ndarray, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Run layers [start, stop) with the integer reference.
+
+        ``x`` is one int8 tensor (1-D, computed with the scalar reference) or a batch
+        (2-D, with each layer's ``forward_batch``); both agree bit for bit.
+        """
+        y = np.asarray(x, dtype=np.int64)
+        for layer in self.layers[start:stop]:
+            if y.ndim == 1:
+                y = np.array(layer.forward([int(v) for v in y]), dtype=np.int64)
+            else:
+                y = layer.forward_batch(y).astype(np.int64)
+        return y.astype(np.int8)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class indices of float inputs, every layer in integer arithmetic."""
+        return self.forward_int(self.quantize_input(x)).argmax(axis=1)
+
+    # ----------------------------------------------------------- file format --
+
+    def to_dict(self) -> dict[str, Any]:
+        """The model as plain JSON values (the content the hash covers)."""
+        return {
+            "name": self.name,
+            "model_id": self.model_id,
+            "version": self.version,
+            "output": self.output,
+            "calibration": self.calibration,
+            "scales": [float(s) for s in self.scales],
+            "layers": [_layer_to_dict(layer) for layer in self.layers],
+            "float_layers": [_float_layer_to_dict(layer) for layer in self.float_model.layers],
+        }
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> QuantizedModel:
+        return cls(
+            name=body["name"],
+            model_id=body["model_id"],
+            version=body["version"],
+            layers=[_layer_from_dict(d) for d in body["layers"]],
+            scales=[float(s) for s in body["scales"]],
+            float_model=FloatModel(
+                body["name"],
+                [_float_layer_from_dict(d) for d in body["float_layers"]],
+                body["output"],
+            ),
+            calibration=body["calibration"],
+        )
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 (hex) of the model's canonical JSON: names this exact model."""
+        return _digest(self.to_dict())
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model and its content hash as JSON; returns the path."""
+        body = self.to_dict()
+        doc = {
+            "format": FILE_FORMAT,
+            "format_version": FILE_FORMAT_VERSION,
+            "sha256": _digest(body),
+            "model": body,
+        }
+        path = Path(path)
+        path.write_text(json.dumps(doc, sort_keys=True, indent=1, allow_nan=False) + "\n")
+        log.info("saved quantized model %s (sha256 %s) to %s", self.name, doc["sha256"][:12], path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> QuantizedModel:
+        """Read a model written by :meth:`save`, checking its content hash."""
+        path = Path(path)
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ModelFileError(f"quantized model file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ModelFileError(
+                f"quantized model file {path} is not readable JSON ({e}); quantize the model again"
+            ) from None
+        if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
+            raise ModelFileError(
+                f"{path} is not a DCIA quantized model file (no {FILE_FORMAT!r} format)"
+            )
+        if doc.get("format_version") != FILE_FORMAT_VERSION:
+            raise ModelFileError(
+                f"{path} has format version {doc.get('format_version')}, "
+                f"this toolkit reads version {FILE_FORMAT_VERSION}"
+            )
+        body, stored = doc.get("model"), doc.get("sha256")
+        computed = _digest(body)
+        if stored != computed:
+            raise ModelIntegrityError(
+                f"quantized model file {path} does not match its content hash "
+                f"(stored {str(stored)[:12]}, computed {computed[:12]}): it was changed after it "
+                "was saved; do not deploy it, quantize the model again"
+            )
+        try:
+            return cls.from_dict(body)
+        except (KeyError, TypeError, ValueError, AttributeError, DciaError) as e:
+            raise ModelFileError(f"quantized model file {path} has an invalid model: {e}") from None
+
+
+def _digest(body: Any) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _layer_to_dict(layer: Layer) -> dict[str, Any]:
+    if isinstance(layer, DenseLayer):
+        return {
+            "kind": layer.kind,
+            "weights": layer.weights,
+            "bias": layer.bias,
+            "mult": layer.mult,
+            "shift": layer.shift,
+            "act": int(layer.act),
+        }
+    if isinstance(layer, ElementwiseLayer):
+        return {
+            "kind": layer.kind,
+            "scales": layer.scales,
+            "offsets": layer.offsets,
+            "mult": layer.mult,
+            "shift": layer.shift,
+            "act": int(layer.act),
+        }
+    return {
+        "kind": layer.kind,
+        "dim": layer.dim,
+        "table": {str(k): v for k, v in sorted(layer.table.items())},
+    }
+
+
+def _layer_from_dict(d: dict[str, Any]) -> Layer:
+    if d["kind"] == "dense":
+        return DenseLayer(d["weights"], d["bias"], d["mult"], d["shift"], Activation(d["act"]))
+    if d["kind"] == "elementwise":
+        return ElementwiseLayer(
+            d["scales"], d["offsets"], d["mult"], d["shift"], Activation(d["act"])
+        )
+    if d["kind"] == "embedding":
+        return EmbeddingLayer({int(k): v for k, v in d["table"].items()}, d["dim"])
+    raise ValueError(f"unknown layer kind {d['kind']!r}")
+
+
+def _float_layer_to_dict(layer: FloatLayer) -> dict[str, Any]:
+    d: dict[str, Any] = {"kind": layer.kind}
+    if isinstance(layer, FloatDense):
+        d.update(weights=layer.weights.tolist(), bias=layer.bias.tolist(), relu=layer.relu)
+    elif isinstance(layer, FloatElementwise):
+        d.update(scale=layer.scale.tolist(), offset=layer.offset.tolist(), relu=layer.relu)
+    else:
+        d.update(table=layer.table.tolist())
+    return d
+
+
+def _float_layer_from_dict(d: dict[str, Any]) -> FloatLayer:
+    if d["kind"] == "dense":
+        return FloatDense(np.array(d["weights"], float), np.array(d["bias"], float), d["relu"])
+    if d["kind"] == "elementwise":
+        return FloatElementwise(
+            np.array(d["scale"], float), np.array(d["offset"], float), d["relu"]
+        )
+    if d["kind"] == "embedding":
+        return FloatEmbedding(np.array(d["table"], float))
+    raise ValueError(f"unknown layer kind {d['kind']!r}")

@@ -1,0 +1,243 @@
+"""Post-training int8 quantization of a float model into the integer layers DCIA deploys.
+
+    >>> from controller.model import FloatDense, FloatModel
+    >>> fm = FloatModel("tiny", [FloatDense(np.array([[0.5, -1.0]]), np.array([0.25]), relu=True)])
+    >>> qm = quantize(fm, np.array([[1.0, 0.0], [0.0, -1.0], [2.0, 1.0]]))
+    >>> qm.layers[0].weights, qm.predict(np.array([[1.0, 0.0]])).tolist()
+    ([[64, -127]], [0])
+
+The scheme, for every tensor between layers a symmetric int8 scale (zero point 0):
+
+* weights: symmetric per output channel (``quantize_symmetric(W, axis=0)``); dense
+  biases int32 at the scale ``input_scale * weight_scale_j`` of their accumulator;
+* activations: the scale of each tensor comes from running the float model over
+  calibration samples (the training inputs, say). ``method="max"`` (the default) takes
+  the largest magnitude seen, so nothing seen in calibration saturates; ``"percentile"``
+  takes that percentile of the magnitudes, trading saturation of rare outliers for a
+  finer step. Max-abs is the default: it has no parameter to tune, and on the digits
+  demo model it does as well as the 99.99th percentile with int8 everywhere (96.39 %)
+  and better when the cloud finishes in float (96.67 % against 96.39 %; see
+  ``python -m controller.accuracy --calibration percentile``);
+* requantization: ``input_scale * weight_scale / output_scale`` as a 16-bit multiplier
+  and a shift (``dcia.arithmetic.quantize_multiplier``);
+* element-wise layers share one multiplier, so their int8 scales are quantized per
+  tensor and their offsets (int16) at the accumulator scale.
+
+An element-wise layer too wide for a switch (a feature scaler on the raw input, typically)
+that feeds a dense layer is folded into that layer first: exact in float, and it has to run
+on the edge anyway, where one dense layer loses less precision than two layers would.
+Element-wise layers a switch can run stay separate, so the network can apply them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import numpy as np
+
+from controller.model import (
+    FloatDense,
+    FloatElementwise,
+    FloatEmbedding,
+    FloatLayer,
+    FloatModel,
+    QuantizedModel,
+    fold_into_dense,
+)
+from dcia import arithmetic
+from dcia.arithmetic import Activation
+from dcia.errors import ParameterRangeError
+from dcia.layers import DenseLayer, ElementwiseLayer, EmbeddingLayer, Layer, fits_switch
+
+log = logging.getLogger(__name__)
+
+Method = Literal["max", "percentile"]
+ERROR_WARN = 0.1
+"""Relative error of a quantized layer (see :func:`layer_errors`) above which quantize warns."""
+BIAS_MAX = 1 << 30
+"""Largest dense bias: half the int32 range, leaving the other half for the dot product."""
+
+
+def prepare(model: FloatModel) -> FloatModel:
+    """``model`` with every element-wise layer too wide for a switch folded into the next dense."""
+    layers: list[FloatLayer] = []
+    for layer in model.layers:
+        prev = layers[-1] if layers else None
+        if (
+            isinstance(layer, FloatDense)
+            and isinstance(prev, FloatElementwise)
+            and not prev.relu
+            and fits_switch(prev) is not None
+        ):
+            layers[-1] = fold_into_dense(prev, layer)
+        else:
+            layers.append(layer)
+    return FloatModel(model.name, layers, model.output)
+
+
+def calibrate(
+    model: FloatModel, samples: np.ndarray, method: Method = "max", percentile: float = 99.99
+) -> list[float]:
+    """The int8 scale of the input and of each layer's output, from float activations."""
+    if len(samples) == 0:
+        raise ParameterRangeError("calibration needs at least one sample")
+    if method not in ("max", "percentile"):
+        raise ParameterRangeError(f"calibration method {method!r} is not 'max' or 'percentile'")
+    acts = [np.asarray(samples)]
+    for i in range(len(model.layers)):
+        acts.append(model.forward(acts[-1], start=i, stop=i + 1))
+    scales = []
+    for i, a in enumerate(acts):
+        if i == 0 and isinstance(model.layers[0], FloatEmbedding):
+            scales.append(1.0)  # ids are not scaled
+            continue
+        mag = np.abs(a.astype(np.float64))
+        amax = float(mag.max() if method == "max" else np.percentile(mag, percentile))
+        scales.append(amax / arithmetic.INT8_MAX if amax > 0 else 1.0)
+    return scales
+
+
+def quantize(
+    model: FloatModel,
+    samples: np.ndarray,
+    *,
+    model_id: int = 1,
+    version: int = 1,
+    method: Method = "max",
+    percentile: float = 99.99,
+) -> QuantizedModel:
+    """Quantize ``model`` to int8, calibrating activation scales on ``samples``."""
+    aligned = prepare(model)
+    scales = calibrate(aligned, samples, method, percentile)
+    if isinstance(aligned.layers[0], FloatEmbedding):
+        scales[1] = _embedding_scale(aligned.layers[0])
+    layers = [
+        _quantize_layer(layer, scales[i], scales[i + 1], i)
+        for i, layer in enumerate(aligned.layers)
+    ]
+    how = "max-abs" if method == "max" else f"{percentile}th percentile of |activation|"
+    qm = QuantizedModel(
+        model.name,
+        model_id,
+        version,
+        layers,
+        scales,
+        aligned,
+        calibration=f"{how} over {len(samples)} samples",
+    )
+    last = len(layers) - 1
+    for i, problem in qm.switch_problems().items():
+        if 0 < i < last:
+            log.warning(
+                "layer %d cannot run on a switch (%s); it will run on the edge or cloud", i, problem
+            )
+    for i, error in enumerate(layer_errors(qm, samples)):
+        if error > ERROR_WARN:
+            layer = layers[i]
+            log.warning(
+                "layer %d (%s %d->%d) is %.0f%% off its float values in int8 on the calibration "
+                "samples: its weights or inputs span too wide a range for 8 bits",
+                i,
+                layer.kind,
+                layer.n_in,
+                layer.n_out,
+                100 * error,
+            )
+    return qm
+
+
+def layer_errors(model: QuantizedModel, samples: np.ndarray, limit: int = 1000) -> list[float]:
+    """How far each int8 layer is from its float layer, both given the same int8 input.
+
+    Mean absolute difference over mean magnitude of the float output, on up to ``limit``
+    samples: a few percent is normal, tens of percent mean the layer does not quantize well.
+    """
+    samples = np.asarray(samples)[:limit]
+    x = model.quantize_input(samples)
+    errors = []
+    for i, layer in enumerate(model.float_model.layers):
+        y_int = model.forward_int(x, i, i + 1)
+        y_float = layer.forward(samples if i == 0 and model.takes_ids else model.dequantize(x, i))
+        diff = np.abs(model.dequantize(y_int, i + 1) - y_float).mean()
+        errors.append(float(diff / max(np.abs(y_float).mean(), 1e-12)))
+        x = y_int
+    return errors
+
+
+def _quantize_layer(layer: FloatLayer, s_in: float, s_out: float, index: int) -> Layer:
+    try:
+        if isinstance(layer, FloatDense):
+            return _dense(layer, s_in, s_out)
+        if isinstance(layer, FloatElementwise):
+            return _elementwise(layer, s_in, s_out)
+        return _embedding(layer, s_out)
+    except ParameterRangeError as e:
+        raise ParameterRangeError(f"cannot quantize layer {index} ({layer.kind}): {e}") from None
+
+
+def _act(layer: FloatLayer) -> Activation:
+    return Activation.RELU if getattr(layer, "relu", False) else Activation.IDENTITY
+
+
+def _dense(layer: FloatDense, s_in: float, s_out: float) -> DenseLayer:
+    q, w_scale = arithmetic.quantize_symmetric(layer.weights, axis=0)
+    w_scale = np.atleast_1d(w_scale)
+    # A neuron whose weights are negligible next to its bias (one that training switched
+    # off) gets a coarser weight step, so that its bias fits int32 with room to accumulate.
+    floor = np.abs(layer.bias) / (s_in * BIAS_MAX)
+    if np.any(floor > w_scale):
+        w_scale = np.maximum(w_scale, floor)
+        q = np.clip(
+            np.round(layer.weights / w_scale[:, None]), arithmetic.INT8_MIN, arithmetic.INT8_MAX
+        )
+    acc_scale = s_in * w_scale
+    bias = np.round(layer.bias / acc_scale)
+    mults, shifts = zip(*(arithmetic.quantize_multiplier(float(m)) for m in acc_scale / s_out))
+    return DenseLayer(
+        q.astype(np.int64).tolist(),
+        bias.astype(np.int64).tolist(),
+        list(mults),
+        list(shifts),
+        _act(layer),
+    )
+
+
+def _elementwise(layer: FloatElementwise, s_in: float, s_out: float) -> ElementwiseLayer:
+    # One int8 scale step for all elements, coarse enough that every offset fits int16.
+    step = (
+        max(
+            float(np.abs(layer.scale).max()) / arithmetic.INT8_MAX,
+            float(np.abs(layer.offset).max()) / (s_in * arithmetic.INT16_MAX),
+        )
+        or 1.0
+    )
+    scales = np.clip(np.round(layer.scale / step), arithmetic.INT8_MIN, arithmetic.INT8_MAX)
+    offsets = np.round(layer.offset / (s_in * step))
+    worst = np.max(np.abs(scales * step - layer.scale) / np.maximum(np.abs(layer.scale), 1e-12))
+    if worst > 0.05:
+        log.warning("element-wise scales lose up to %.0f%% to the shared int8 step", 100 * worst)
+    mult, shift = arithmetic.quantize_multiplier(s_in * step / s_out)
+    return ElementwiseLayer(
+        scales.astype(np.int64).tolist(),
+        offsets.astype(np.int64).tolist(),
+        mult,
+        shift,
+        _act(layer),
+    )
+
+
+def _embedding_scale(layer: FloatEmbedding) -> float:
+    amax = float(np.abs(layer.table).max())
+    return amax / arithmetic.INT8_MAX if amax > 0 else 1.0
+
+
+def _embedding(layer: FloatEmbedding, s_out: float) -> EmbeddingLayer:
+    if len(layer.table) > 0x10000:
+        raise ParameterRangeError(
+            f"the table has {len(layer.table)} ids; the wire carries at most 65536"
+        )
+    q = np.clip(np.round(layer.table / s_out), arithmetic.INT8_MIN, arithmetic.INT8_MAX).astype(
+        np.int64
+    )
+    return EmbeddingLayer({i: row for i, row in enumerate(q.tolist())}, layer.n_out)

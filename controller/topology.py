@@ -1,0 +1,484 @@
+"""The topology description: the one source of truth for what the network looks like.
+
+A TOML file names the hosts (edge devices and cloud servers, with their interfaces), the
+P4 switches (with their P4Runtime address), the links between them (ports, bandwidth,
+delay, loss) and the paths tensors take from an edge to a cloud. Every node's table also
+holds its capability fields (dcia.capability): the planner reads them now, the Mininet
+topologies and the controller read the same file later.
+
+    name = "linear"
+
+    [hosts.h1]                      # kind edge or cloud; one interface given by ip/mac,
+    kind = "edge"                   # or several: interfaces = [{ ip, mac, ... }, ...]
+    ip = "10.0.1.1/24"
+    mac = "08:00:00:00:01:11"
+    gateway = "10.0.1.10"           # optional: default route and the gateway's MAC
+    gateway_mac = "08:00:00:00:01:00"
+    macs_per_s = 2e5                # capability fields (see Capability)
+
+    [switches.s1]                   # kind switch is implied
+    grpc = "127.0.0.1:50001"        # P4Runtime server of the switch
+    device_id = 1
+    tls = { ca = "certs/ca.pem", cert = "certs/s1.pem", key = "certs/s1.key" }  # optional
+    layer_time_s = 5e-4
+
+    [[links]]                       # "node:port"; a host's port is its interface index
+    endpoints = ["h1", "s1:1"]      # (default 0)
+    bandwidth_mbps = 100            # default 1000
+    delay_ms = 0.5                  # default 0
+    loss_pct = 0                    # default 0
+
+    [paths]                         # edge host, switches..., cloud host
+    main = ["h1", "s1", "h2"]
+
+``load_topology`` checks all of it and says in one line what is wrong and where
+(``linear.toml: link s2-s9: unknown node s9``). Relative TLS paths are relative to the file.
+
+    >>> topo = load_topology("topologies/linear.toml")
+    >>> [n.name for n in topo.route().nodes]
+    ['h1', 's1', 's2', 's3', 'h2']
+    >>> topo.switches["s2"].grpc, topo.ports("s2")
+    ('127.0.0.1:50002', {1: 's1', 2: 's3'})
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from dcia.capability import Capability, NodeKind
+from dcia.errors import CapabilityError, TopologyError
+
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+_CAPABILITY_FIELDS = frozenset(f.name for f in fields(Capability)) - {"name", "kind"}
+_INTERFACE_KEYS = frozenset({"ip", "mac", "gateway", "gateway_mac"})
+_HOST_KEYS = frozenset({"kind", "interfaces"}) | _INTERFACE_KEYS
+_SWITCH_KEYS = frozenset({"kind", "grpc", "device_id", "tls"})
+_LINK_KEYS = frozenset({"endpoints", "bandwidth_mbps", "delay_ms", "loss_pct"})
+_TOP_KEYS = frozenset({"name", "description", "hosts", "switches", "links", "paths"})
+DEFAULT_BANDWIDTH_MBPS = 1000.0
+
+
+@dataclass(frozen=True)
+class Interface:
+    ip: str
+    """Address with prefix length, ``10.0.1.1/24``."""
+    mac: str
+    gateway: str | None = None
+    """Next hop of the default route through this interface, and its MAC (static ARP)."""
+    gateway_mac: str | None = None
+
+
+@dataclass(frozen=True)
+class Host:
+    """An edge device or a cloud server: a Mininet host that runs the first or last stages."""
+
+    capability: Capability
+    interfaces: tuple[Interface, ...]
+
+    @property
+    def name(self) -> str:
+        return self.capability.name
+
+    @property
+    def ip(self) -> str:
+        """Address of the first interface, without the prefix length."""
+        return self.interfaces[0].ip.split("/")[0]
+
+    @property
+    def mac(self) -> str:
+        return self.interfaces[0].mac
+
+
+@dataclass(frozen=True)
+class Tls:
+    """Certificates for the P4Runtime channel; without ``cert``/``key`` only the server is checked."""
+
+    ca: Path
+    cert: Path | None = None
+    key: Path | None = None
+
+
+@dataclass(frozen=True)
+class Switch:
+    """A P4 switch running the DCIA program, reached over P4Runtime at ``grpc``."""
+
+    capability: Capability
+    grpc: str
+    device_id: int
+    tls: Tls | None = None
+
+    @property
+    def name(self) -> str:
+        return self.capability.name
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    node: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.node}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A bidirectional link with the shaping Mininet's TCLink applies (bw, delay, loss)."""
+
+    a: Endpoint
+    b: Endpoint
+    bandwidth_mbps: float = DEFAULT_BANDWIDTH_MBPS
+    delay_ms: float = 0.0
+    loss_pct: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"{self.a.node}-{self.b.node}"
+
+    def joins(self, u: str, v: str) -> bool:
+        return {self.a.node, self.b.node} == {u, v}
+
+    def serialization_seconds(self, nbytes: int) -> float:
+        """Time to put ``nbytes`` on the wire at the link's bandwidth."""
+        return nbytes * 8 / (self.bandwidth_mbps * 1e6)
+
+    def transfer_seconds(self, nbytes: int) -> float:
+        """One-way time of an ``nbytes`` frame: propagation delay plus serialization."""
+        return self.delay_ms / 1e3 + self.serialization_seconds(nbytes)
+
+
+@dataclass(frozen=True)
+class Route:
+    """A path from an edge host over switches to a cloud host, with the links between."""
+
+    name: str
+    nodes: tuple[Capability, ...]
+    links: tuple[Link, ...]
+
+    def __str__(self) -> str:
+        return " → ".join(n.name for n in self.nodes)
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A checked topology file: hosts, switches, links and paths, all by node name."""
+
+    name: str
+    description: str
+    hosts: Mapping[str, Host]
+    switches: Mapping[str, Switch]
+    links: tuple[Link, ...]
+    paths: Mapping[str, tuple[str, ...]]
+
+    def capability(self, name: str) -> Capability:
+        node = self.hosts.get(name) or self.switches.get(name)
+        if node is None:
+            raise TopologyError(
+                f"topology {self.name} has no node {name} (nodes: {', '.join(self.node_names)})"
+            )
+        return node.capability
+
+    @property
+    def node_names(self) -> list[str]:
+        return [*self.hosts, *self.switches]
+
+    def link(self, u: str, v: str) -> Link:
+        for link in self.links:
+            if link.joins(u, v):
+                return link
+        raise TopologyError(f"topology {self.name} has no link between {u} and {v}")
+
+    def route(self, name: str | None = None) -> Route:
+        """The named path (default: the first one) with its nodes' capabilities and links."""
+        if name is None:
+            name = next(iter(self.paths))
+        if name not in self.paths:
+            raise TopologyError(
+                f"topology {self.name} has no path {name!r} (paths: {', '.join(self.paths)})"
+            )
+        hops = self.paths[name]
+        return Route(
+            name,
+            tuple(self.capability(n) for n in hops),
+            tuple(self.link(u, v) for u, v in zip(hops, hops[1:])),
+        )
+
+    def with_capability(self, capability: Capability) -> Topology:
+        """A copy in which the node of that name advertises ``capability`` (a metrics update)."""
+        old = self.capability(capability.name)
+        if capability.kind is not old.kind:
+            raise TopologyError(f"{old.label} cannot become a {capability.kind}")
+        if capability.name in self.hosts:
+            hosts = {**self.hosts, capability.name: replace(self.hosts[capability.name], capability=capability)}
+            return replace(self, hosts=hosts)
+        switches = {**self.switches, capability.name: replace(self.switches[capability.name], capability=capability)}
+        return replace(self, switches=switches)
+
+    def ports(self, switch: str) -> dict[int, str]:
+        """Port number -> neighbour name, for one switch."""
+        out = {}
+        for link in self.links:
+            for here, there in ((link.a, link.b), (link.b, link.a)):
+                if here.node == switch:
+                    out[here.port] = there.node
+        return dict(sorted(out.items()))
+
+
+def load_topology(path: str | Path) -> Topology:
+    """Read and check a topology TOML file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise TopologyError(f"topology file {path} not found") from None
+    except OSError as e:
+        raise TopologyError(f"cannot read topology file {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise TopologyError(f"{path.name}: not valid TOML: {e}") from None
+    return parse_topology(data, source=path.name, base=path.parent)
+
+
+def parse_topology(data: Mapping[str, Any], source: str = "topology", base: Path = Path(".")) -> Topology:
+    """Check a parsed topology document; errors name ``source`` and the offending item."""
+    try:
+        return _Parser(base).topology(data, default_name=Path(source).stem)
+    except (TopologyError, CapabilityError) as e:
+        raise TopologyError(f"{source}: {e}") from None
+
+
+class _Parser:
+    def __init__(self, base: Path) -> None:
+        self.base = base
+
+    def topology(self, data: Mapping[str, Any], default_name: str) -> Topology:
+        _check_keys("the top level", data, _TOP_KEYS)
+        hosts = {n: self.host(n, t) for n, t in _tables(data, "hosts").items()}
+        switches = {n: self.switch(n, t) for n, t in _tables(data, "switches").items()}
+        both = hosts.keys() & switches.keys()
+        if both:
+            raise TopologyError(f"{', '.join(sorted(both))} named both as host and as switch")
+        for key, what in (("device_id", "device id"), ("grpc", "P4Runtime address")):
+            seen: dict[Any, str] = {}
+            for s in switches.values():
+                value = getattr(s, key)
+                if value in seen:
+                    raise TopologyError(f"switches {seen[value]} and {s.name} share {what} {value}")
+                seen[value] = s.name
+        links = self.links(data.get("links", []), hosts, switches)
+        paths = self.paths(data.get("paths", {}), hosts, switches, links)
+        return Topology(
+            name=str(data.get("name", default_name)),
+            description=str(data.get("description", "")),
+            hosts=hosts,
+            switches=switches,
+            links=links,
+            paths=paths,
+        )
+
+    def host(self, name: str, table: Mapping[str, Any]) -> Host:
+        _check_keys(f"host {name}", table, _HOST_KEYS | _CAPABILITY_FIELDS)
+        kind = table.get("kind")
+        if kind not in (NodeKind.EDGE, NodeKind.CLOUD):
+            raise TopologyError(f"host {name}: kind must be \"edge\" or \"cloud\", not {kind!r}")
+        shorthand = {k: table[k] for k in _INTERFACE_KEYS if k in table}
+        if "interfaces" in table:
+            if shorthand:
+                raise TopologyError(
+                    f"host {name}: give either {', '.join(sorted(shorthand))} or interfaces, not both"
+                )
+            raw = table["interfaces"]
+        else:
+            raw = [shorthand]
+        if not isinstance(raw, list) or not raw:
+            raise TopologyError(f"host {name}: interfaces must be a list of {{ ip, mac }} tables")
+        interfaces = tuple(_interface(f"host {name} interface {i}", t) for i, t in enumerate(raw))
+        return Host(_capability(name, table, _HOST_KEYS), interfaces)
+
+    def switch(self, name: str, table: Mapping[str, Any]) -> Switch:
+        _check_keys(f"switch {name}", table, _SWITCH_KEYS | _CAPABILITY_FIELDS)
+        if table.get("kind", NodeKind.SWITCH) != NodeKind.SWITCH:
+            raise TopologyError(f"switch {name}: kind is {table['kind']!r}; hosts go under [hosts]")
+        grpc = table.get("grpc")
+        host, _, port = str(grpc).rpartition(":")
+        if not isinstance(grpc, str) or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise TopologyError(
+                f"switch {name}: grpc must be a P4Runtime address \"host:port\", like \"127.0.0.1:50001\", not {grpc!r}"
+            )
+        device_id = table.get("device_id")
+        if not isinstance(device_id, int) or isinstance(device_id, bool) or device_id < 0:
+            raise TopologyError(f"switch {name}: device_id must be an integer >= 0, not {device_id!r}")
+        return Switch(
+            _capability(name, {**table, "kind": NodeKind.SWITCH}, _SWITCH_KEYS),
+            grpc,
+            device_id,
+            self.tls(name, table.get("tls")),
+        )
+
+    def tls(self, switch: str, table: Any) -> Tls | None:
+        if table is None:
+            return None
+        if not isinstance(table, Mapping):
+            raise TopologyError(f"switch {switch}: tls must be a table {{ ca, cert, key }}")
+        _check_keys(f"switch {switch} tls", table, frozenset({"ca", "cert", "key"}))
+        if "ca" not in table:
+            raise TopologyError(f"switch {switch}: tls needs ca, the certificate of the switch's CA")
+        if ("cert" in table) != ("key" in table):
+            raise TopologyError(f"switch {switch}: tls needs both cert and key, or neither")
+        paths = {k: self.base / str(v) for k, v in table.items()}
+        return Tls(**paths)
+
+    def links(
+        self, raw: Any, hosts: Mapping[str, Host], switches: Mapping[str, Switch]
+    ) -> tuple[Link, ...]:
+        if not isinstance(raw, list):
+            raise TopologyError("links must be an array of tables: [[links]]")
+        links: list[Link] = []
+        used: dict[tuple[str, int], str] = {}
+        for i, table in enumerate(raw):
+            ends = table.get("endpoints") if isinstance(table, Mapping) else None
+            if not isinstance(ends, list) or len(ends) != 2 or not all(isinstance(e, str) for e in ends):
+                raise TopologyError(
+                    f"link {i + 1}: endpoints must be two strings like [\"h1\", \"s1:1\"]"
+                )
+            label = "-".join(e.split(":")[0] for e in ends)
+            _check_keys(f"link {label}", table, _LINK_KEYS)
+            a, b = (_endpoint(f"link {label}", e, hosts, switches) for e in ends)
+            if a.node == b.node:
+                raise TopologyError(f"link {label}: both ends are on {a.node}")
+            link = Link(
+                a, b,
+                bandwidth_mbps=_number(f"link {label}", table, "bandwidth_mbps", DEFAULT_BANDWIDTH_MBPS, low=0, open_low=True),
+                delay_ms=_number(f"link {label}", table, "delay_ms", 0.0, low=0),
+                loss_pct=_number(f"link {label}", table, "loss_pct", 0.0, low=0, high=100),
+            )
+            for other in links:
+                if other.joins(a.node, b.node):
+                    raise TopologyError(f"link {label}: {a.node} and {b.node} are already linked")
+            for end in (a, b):
+                if (end.node, end.port) in used:
+                    raise TopologyError(
+                        f"link {label}: port {end.port} of {end.node} is already used by link {used[end.node, end.port]}"
+                    )
+                used[end.node, end.port] = label
+            links.append(link)
+        return tuple(links)
+
+    def paths(
+        self, raw: Any, hosts: Mapping[str, Host], switches: Mapping[str, Switch], links: tuple[Link, ...]
+    ) -> dict[str, tuple[str, ...]]:
+        if not isinstance(raw, Mapping) or not raw:
+            raise TopologyError(
+                'no paths: add [paths] with a list of node names per path, like main = ["h1", "s1", "h2"]'
+            )
+        out = {}
+        for name, hops in raw.items():
+            where = f"path {name}"
+            if not isinstance(hops, list) or len(hops) < 2 or not all(isinstance(h, str) for h in hops):
+                raise TopologyError(f"{where}: must list at least two node names, edge first and cloud last")
+            for hop in hops:
+                if hop not in hosts and hop not in switches:
+                    raise TopologyError(f"{where}: unknown node {hop}")
+            if len(set(hops)) != len(hops):
+                raise TopologyError(f"{where}: visits a node twice")
+            first, last, middle = hops[0], hops[-1], hops[1:-1]
+            if first not in hosts or hosts[first].capability.kind is not NodeKind.EDGE:
+                raise TopologyError(f"{where}: starts at {first}, which is not an edge host")
+            if last not in hosts or hosts[last].capability.kind is not NodeKind.CLOUD:
+                raise TopologyError(f"{where}: ends at {last}, which is not a cloud host")
+            for hop in middle:
+                if hop not in switches:
+                    raise TopologyError(f"{where}: {hop} is a host; only switches lie between edge and cloud")
+            for u, v in zip(hops, hops[1:]):
+                if not any(link.joins(u, v) for link in links):
+                    raise TopologyError(f"{where}: no link between {u} and {v}; add a [[links]] entry")
+            out[name] = tuple(hops)
+        return out
+
+
+def _tables(data: Mapping[str, Any], key: str) -> Mapping[str, Mapping[str, Any]]:
+    tables = data.get(key, {})
+    if not isinstance(tables, Mapping) or not all(isinstance(t, Mapping) for t in tables.values()):
+        raise TopologyError(f"{key} must be tables named by node: [{key}.NAME]")
+    return tables
+
+
+def _check_keys(where: str, table: Mapping[str, Any], known: frozenset[str]) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise TopologyError(
+            f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(known))})"
+        )
+
+
+def _capability(name: str, table: Mapping[str, Any], topology_keys: frozenset[str]) -> Capability:
+    fields_ = {k: v for k, v in table.items() if k not in topology_keys}
+    return Capability.from_dict({"name": name, "kind": table["kind"], **fields_})
+
+
+def _interface(where: str, table: Any) -> Interface:
+    if not isinstance(table, Mapping) or not {"ip", "mac"} <= set(table):
+        raise TopologyError(f"{where}: needs ip (like \"10.0.1.1/24\") and mac (like \"08:00:00:00:01:11\")")
+    _check_keys(where, table, _INTERFACE_KEYS)
+    try:
+        ipaddress.ip_interface(table["ip"])
+    except ValueError:
+        raise TopologyError(f"{where}: ip {table['ip']!r} is not an address like \"10.0.1.1/24\"") from None
+    gateway, gateway_mac = table.get("gateway"), table.get("gateway_mac")
+    return Interface(
+        str(table["ip"]),
+        _mac(where, table["mac"]),
+        None if gateway is None else _ip_address(f"{where} gateway", gateway),
+        None if gateway_mac is None else _mac(f"{where} gateway_mac", gateway_mac),
+    )
+
+
+def _ip_address(where: str, value: Any) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise TopologyError(f"{where}: {value!r} is not an IP address") from None
+    return str(value)
+
+
+def _mac(where: str, value: Any) -> str:
+    if not isinstance(value, str) or not _MAC.match(value):
+        raise TopologyError(f"{where}: {value!r} is not a MAC address like \"08:00:00:00:01:11\"")
+    return value.lower()
+
+
+def _endpoint(where: str, text: str, hosts: Mapping[str, Host], switches: Mapping[str, Switch]) -> Endpoint:
+    node, sep, port = text.partition(":")
+    if node not in hosts and node not in switches:
+        raise TopologyError(f"{where}: unknown node {node}")
+    if sep and not port.isdigit():
+        raise TopologyError(f"{where}: port {port!r} of {node} is not a number")
+    if node in switches:
+        if not sep:
+            raise TopologyError(f"{where}: say which port of switch {node}, like \"{node}:1\"")
+        if int(port) == 0:
+            raise TopologyError(f"{where}: switch ports count from 1 ({node}:0)")
+        return Endpoint(node, int(port))
+    index = int(port) if sep else 0
+    if index >= len(hosts[node].interfaces):
+        raise TopologyError(
+            f"{where}: host {node} has {len(hosts[node].interfaces)} interface(s), no interface {index}"
+        )
+    return Endpoint(node, index)
+
+
+def _number(where: str, table: Mapping[str, Any], key: str, default: float, *, low: float,
+            high: float | None = None, open_low: bool = False) -> float:
+    value = table.get(key, default)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TopologyError(f"{where}: {key} must be a number, not {value!r}")
+    if value < low or (open_low and value == low) or (high is not None and value > high):
+        bound = f"greater than {low}" if open_low else f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise TopologyError(f"{where}: {key} = {value} must be {bound}")
+    return float(value)
