@@ -173,11 +173,21 @@ def version_entries(model_id: int, versions: Sequence[int]) -> list[fy.P4TableEn
 
 
 def steering_entry(
-    *, model_id: int, layer: int, port: int, dst_mac: str, dst_ip: str | None = None
+    *, model_id: int, layer: int, port: int, dst_mac: str, dst_ip: str | None = None,
+    answer: bool = False,
 ) -> fy.P4TableEntry:
-    """Send tensors of ``model_id`` whose next layer is ``layer`` out of ``port``."""
+    """Send tensors of ``model_id`` whose next layer is ``layer`` out of ``port``.
+
+    With ``dst_ip`` the IPv4 destination is rewritten (redirection to another node); with
+    ``answer`` as well, the tensor becomes the answer to the edge at ``dst_ip`` (``layer``
+    is then the model's layer count: every layer is done).
+    """
     match = fy.P4TableMatch(model_id=model_id, layer=layer)
-    if dst_ip is None:
+    if answer:
+        if dst_ip is None:
+            raise ParameterRangeError("an answer needs the edge's address (dst_ip)")
+        action = fy.P4TableAction("steer_answer", port=port, dst_mac=dst_mac, edge_ip=dst_ip)
+    elif dst_ip is None:
         action = fy.P4TableAction("steer", port=port, dst_mac=dst_mac)
     else:
         action = fy.P4TableAction("steer_redirect", port=port, dst_mac=dst_mac, dst_ip=dst_ip)

@@ -110,9 +110,10 @@ def compile_program(pipeline: Pipeline | None = None, src_dir: Path = P4SRC) -> 
     """Compile dcia.p4 with the real p4c and write the stamp. Returns the stamp."""
     pipeline = pipeline or Pipeline.default()
     p4c = find_p4c()
-    version = subprocess.run(
-        [str(p4c), "--version"], capture_output=True, text=True, check=True
-    ).stdout.strip().splitlines()[-1]
+    probe = subprocess.run([str(p4c), "--version"], capture_output=True, text=True)
+    version = next((line.strip() for line in (probe.stdout + probe.stderr).splitlines()
+                    if "Version" in line), "unknown version")
+    version = f"p4c-bm2-ss {version}"
     pipeline.bmv2_json.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
         str(p4c), "--arch", "v1model", "--std", "p4-16",

@@ -77,7 +77,8 @@ class DCIA(Packet):
         FieldLenField("n_elems", None, fmt="H", count_of="elems"),
         ByteField("status", 0),
         ByteField("reserved", 0),
-        FieldListField("elems", [], SignedByteField("elem", 0), count_from=lambda p: p.n_elems),
+        FieldListField("elems", [], SignedByteField("elem", 0), count_from=lambda p: p.n_elems,
+                       max_count=MAX_WIRE_ELEMS),
     ]
 
     def mysummary(self) -> str:

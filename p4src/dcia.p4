@@ -136,11 +136,14 @@ struct metadata_t {
     bit<1>   more;           /* the controller put the next layer on this switch too */
     bit<1>   incomplete;     /* some parameter of the layer is missing: do not compute */
     bit<1>   recirculate;
-    bit<16>  ew_mult;        /* element-wise layer parameters */
-    bit<8>   ew_shift;
-    bit<128> ew_scales;
+    bit<128> ew_scales;      /* element-wise layer parameters */
     bit<256> ew_offsets;
     bit<16>  embed_id;
+    int<32>  acc;            /* accumulator of the element being computed */
+    bit<16>  mult;           /* its requantization multiplier and shift */
+    bit<8>   shift;
+    int<64>  q;              /* its requantized value before saturation */
+    bit<8>   yq;             /* and after: the int8 output */
     ELEMENT_FIELDS(x)
     ELEMENT_FIELDS(y)
 }
@@ -218,17 +221,6 @@ control DciaVerifyChecksum(inout headers_t hdr, inout metadata_t meta) {
 
 /* ------------------------------------------------------------------ arithmetic -- */
 
-/* Requantize a wide accumulator to int8 (dcia/arithmetic.py: requantize):
- *   q = (acc * mult + 2^(shift-1)) >> shift     (round half up; no rounding if shift = 0)
- *   q = max(q, 0) for ReLU
- *   saturate q to [-128, 127]                                                      */
-function bit<8> requantize(in int<32> acc, in bit<16> mult, in bit<8> shift, in bit<8> act) {
-    int<64> q = ((int<64>)acc * (int<64>)(bit<64>)mult
-                 + (int<64>)((64w1 << shift) >> 1)) >> shift;
-    q = (act == ACT_RELU && q < 0) ? 64s0 : q;
-    return (q > 127) ? 8w0x7F : ((q < -128) ? 8w0x80 : q[7:0]);
-}
-
 /* Sign-extend an int8 held in a bit<8> to int<32>. */
 #define S32(b) ((int<32>)(int<8>)(b))
 
@@ -274,6 +266,17 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
     action steer_redirect(egressSpec_t port, macAddr_t dst_mac, ip4Addr_t dst_ip) {
         steer(port, dst_mac);
         hdr.ipv4.dstAddr = dst_ip;
+        hdr.udp.checksum = 0;
+    }
+
+    /* The last layer was computed here: turn the tensor into the answer and send it to
+     * the edge, as if the node it was addressed to (the cloud) had answered. */
+    action steer_answer(egressSpec_t port, macAddr_t dst_mac, ip4Addr_t edge_ip) {
+        steer(port, dst_mac);
+        hdr.ipv4.srcAddr = hdr.ipv4.dstAddr;
+        hdr.ipv4.dstAddr = edge_ip;
+        hdr.dcia.flags = hdr.dcia.flags | FLAG_RESULT;
+        hdr.udp.checksum = 0;
     }
 
     table tensor_steering {
@@ -281,7 +284,7 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
             hdr.dcia.model_id:   exact @name("model_id");
             hdr.dcia.next_layer: exact @name("layer");
         }
-        actions = { steer; steer_redirect; NoAction; }
+        actions = { steer; steer_redirect; steer_answer; NoAction; }
         size = 1024;
         default_action = NoAction();
     }
@@ -320,8 +323,8 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
         meta.n_in = n;
         meta.n_out = n;
         meta.act = act;
-        meta.ew_mult = mult;
-        meta.ew_shift = shift;
+        meta.mult = mult;
+        meta.shift = shift;
         meta.ew_scales = scales;
         meta.ew_offsets = offsets;
         meta.more = more;
@@ -347,11 +350,25 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
         default_action = NoAction();
     }
 
+    /* ---- requantization (dcia/arithmetic.py: requantize) ----
+     *   q  = (acc * mult + 2^(shift-1)) >> shift    round half up; no rounding if shift = 0
+     *   q  = max(q, 0)                              for ReLU
+     *   yq = q saturated to [-128, 127]
+     * An action of its own: p4c substitutes an expression into every later use of what it
+     * assigned within one action, which would copy the 16-term dot product into each
+     * comparison (a BMv2 JSON of tens of megabytes). */
+    action requantize() {
+        meta.q = ((int<64>)meta.acc * (int<64>)(bit<64>)meta.mult
+                  + (int<64>)((64w1 << meta.shift) >> 1)) >> meta.shift;
+        meta.q = (meta.act == ACT_RELU && meta.q < 0) ? 64s0 : meta.q;
+        meta.yq = (meta.q > 127) ? 8w0x7F : ((meta.q < -128) ? 8w0x80 : meta.q[7:0]);
+    }
+
     /* ---- dense layers: one table per output neuron, the row packed in 128 bits ---- */
 
 #define DENSE_NEURON(J)                                                              \
     action dense_neuron_##J(bit<128> w, bit<32> bias, bit<16> mult, bit<8> shift) {   \
-        int<32> acc = (int<32>)bias                                                  \
+        meta.acc = (int<32>)bias                                                     \
             + W(w, 0)  * S32(meta.x0)  + W(w, 1)  * S32(meta.x1)                     \
             + W(w, 2)  * S32(meta.x2)  + W(w, 3)  * S32(meta.x3)                     \
             + W(w, 4)  * S32(meta.x4)  + W(w, 5)  * S32(meta.x5)                     \
@@ -360,7 +377,8 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
             + W(w, 10) * S32(meta.x10) + W(w, 11) * S32(meta.x11)                    \
             + W(w, 12) * S32(meta.x12) + W(w, 13) * S32(meta.x13)                    \
             + W(w, 14) * S32(meta.x14) + W(w, 15) * S32(meta.x15);                   \
-        meta.y##J = requantize(acc, mult, shift, meta.act);                          \
+        meta.mult = mult;                                                            \
+        meta.shift = shift;                                                          \
     }                                                                                \
     table dense_##J {                                                                \
         key = {                                                                      \
@@ -380,15 +398,11 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
 
     /* ---- element-wise transform (feature scaling / normalisation) ---- */
 
-#define EW(i) meta.y##i = requantize(                                                \
-        W(meta.ew_scales, i) * S32(meta.x##i)                                        \
-        + (int<32>)(int<16>)meta.ew_offsets[255 - 16 * (i) : 240 - 16 * (i)],        \
-        meta.ew_mult, meta.ew_shift, meta.act);
-
-    action elementwise_compute() {
-        EW(0)  EW(1)  EW(2)  EW(3)  EW(4)  EW(5)  EW(6)  EW(7)
-        EW(8)  EW(9)  EW(10) EW(11) EW(12) EW(13) EW(14) EW(15)
-    }
+#define ELEMENTWISE(i)                                                               \
+    meta.acc = W(meta.ew_scales, i) * S32(meta.x##i)                                 \
+        + (int<32>)(int<16>)meta.ew_offsets[255 - 16 * (i) : 240 - 16 * (i)];        \
+    requantize();                                                                    \
+    meta.y##i = meta.yq;
 
     /* ---- embedding look-up: id -> vector ---- */
 
@@ -439,7 +453,10 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
     else { hdr.elems[i].setInvalid(); }
 
 #define APPLY_NEURON(J)                                                              \
-    if (meta.n_out > J) { if (!dense_##J.apply().hit) { meta.incomplete = 1; } }
+    if (meta.n_out > J) {                                                            \
+        if (dense_##J.apply().hit) { requantize(); meta.y##J = meta.yq; }            \
+        else { meta.incomplete = 1; }                                                \
+    }
 
     apply {
         if (!hdr.ipv4.isValid()) {
@@ -477,7 +494,10 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
                         APPLY_NEURON(8)  APPLY_NEURON(9)  APPLY_NEURON(10) APPLY_NEURON(11)
                         APPLY_NEURON(12) APPLY_NEURON(13) APPLY_NEURON(14) APPLY_NEURON(15)
                     } else if (meta.kind == KIND_ELEMENTWISE) {
-                        elementwise_compute();
+                        ELEMENTWISE(0)  ELEMENTWISE(1)  ELEMENTWISE(2)  ELEMENTWISE(3)
+                        ELEMENTWISE(4)  ELEMENTWISE(5)  ELEMENTWISE(6)  ELEMENTWISE(7)
+                        ELEMENTWISE(8)  ELEMENTWISE(9)  ELEMENTWISE(10) ELEMENTWISE(11)
+                        ELEMENTWISE(12) ELEMENTWISE(13) ELEMENTWISE(14) ELEMENTWISE(15)
                     } else {
                         meta.embed_id = meta.x0 ++ meta.x1;
                         if (!embeddings.apply().hit) {
@@ -508,7 +528,11 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
             }
         }
 
-        if (tensor && hdr.dcia.isValid() && (hdr.dcia.flags & FLAGS_NO_COMPUTE) == 0) {
+        if (meta.recirculate == 1) {
+            /* forwarding waits for the last pass; any real port takes it to the egress,
+             * where it recirculates instead of leaving */
+            std.egress_spec = std.ingress_port;
+        } else if (tensor && hdr.dcia.isValid() && (hdr.dcia.flags & FLAGS_NO_COMPUTE) == 0) {
             if (!tensor_steering.apply().hit) {
                 ipv4_lpm.apply();
             }

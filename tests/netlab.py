@@ -1,12 +1,14 @@
-"""A throw-away network for tests: veth pairs whose host ends live in a network namespace.
+"""A throw-away network for tests: one veth pair per switch port, the host end of each
+in a network namespace of its own (a "host", as in Mininet).
 
 The switch under test opens the root-namespace ends (as in Mininet, switches stay in the
-root namespace); the test sends and receives raw frames on the host ends inside the
-namespace. Everything is removed on exit, also when the test fails.
+root namespace); the test sends and receives raw frames on the host ends, or gives the
+hosts addresses and runs ordinary programs in them. Everything is removed on exit, also
+when the test fails.
 
     with NetLab("dp", ports=2) as lab:
-        lab.switch_ifname(1)        # 'dcia1234s1', for `-i 1@dcia1234s1`
-        sock = lab.host_socket(1)   # raw socket on the peer, inside the namespace
+        lab.switch_ifname(1)        # 'ddp1234s1', for `-i 1@ddp1234s1`
+        sock = lab.host_socket(1)   # raw socket on the peer, inside host 1's namespace
 """
 
 from __future__ import annotations
@@ -101,14 +103,31 @@ class HostPort:
 
 
 class NetLab:
-    """Namespace ``dcia-<tag>-<pid>`` with ``ports`` veth pairs (switch end in the root ns)."""
+    """``ports`` veth pairs: switch ends in the root ns, host ends in ``dcia-<tag>-<pid>-hN``."""
 
     def __init__(self, tag: str, ports: int):
         self.tag = tag
         self.uid = f"{os.getpid() % 100000}"
-        self.ns = f"dcia-{tag}-{self.uid}"
         self.ports = ports
         self._sockets: list[HostPort] = []
+
+    def ns(self, port: int) -> str:
+        return f"dcia-{self.tag}-{self.uid}-h{port}"
+
+    def run_in_host(self, port: int, *cmd: str, **kwargs) -> subprocess.CompletedProcess:
+        return subprocess.run(["ip", "netns", "exec", self.ns(port), *cmd],
+                              capture_output=True, text=True, **kwargs)
+
+    def configure_host(self, port: int, *, ip: str, mac: str, peers: dict[str, str]) -> None:
+        """Give host ``port`` an address (``10.0.1.1/24``), a MAC, a default route out of
+        its interface and static ARP entries ``{peer ip: mac}``, as Mininet testbeds do."""
+        ifname = self.host_ifname(port)
+        _run("ip", "netns", "exec", self.ns(port), "ip", "link", "set", ifname, "address", mac)
+        _run("ip", "netns", "exec", self.ns(port), "ip", "addr", "add", ip, "dev", ifname)
+        _run("ip", "netns", "exec", self.ns(port), "ip", "route", "add", "default", "dev", ifname)
+        for peer_ip, peer_mac in peers.items():
+            _run("ip", "netns", "exec", self.ns(port), "ip", "neigh", "replace", peer_ip,
+                 "lladdr", peer_mac, "dev", ifname, "nud", "permanent")
 
     def switch_ifname(self, port: int) -> str:
         return f"d{self.tag[:3]}{self.uid}s{port}"
@@ -118,13 +137,14 @@ class NetLab:
 
     def __enter__(self) -> NetLab:
         self.close()  # a leftover of a crashed run with the same pid
-        _run("ip", "netns", "add", self.ns)
         try:
             for port in range(1, self.ports + 1):
-                sw, host = self.switch_ifname(port), self.host_ifname(port)
+                ns, sw, host = self.ns(port), self.switch_ifname(port), self.host_ifname(port)
+                _run("ip", "netns", "add", ns)
                 _run("ip", "link", "add", sw, "type", "veth", "peer", "name", host)
-                _run("ip", "link", "set", host, "netns", self.ns)
-                for ifname, prefix in ((sw, []), (host, ["ip", "netns", "exec", self.ns])):
+                _run("ip", "link", "set", host, "netns", ns)
+                _run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+                for ifname, prefix in ((sw, []), (host, ["ip", "netns", "exec", ns])):
                     _run(*prefix, "sysctl", "-qw", f"net.ipv6.conf.{ifname}.disable_ipv6=1")
                     _run(*prefix, "ip", "link", "set", ifname, "up")
         except BaseException:
@@ -140,7 +160,7 @@ class NetLab:
             s.bind((ifname, 0))
             return s
 
-        hp = HostPort(_in_netns(self.ns, open_socket), ifname)  # type: ignore[arg-type]
+        hp = HostPort(_in_netns(self.ns(port), open_socket), ifname)  # type: ignore[arg-type]
         self._sockets.append(hp)
         return hp
 
@@ -148,12 +168,9 @@ class NetLab:
         for hp in self._sockets:
             hp.close()
         self._sockets.clear()
-        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
-        for port in range(1, self.ports + 1):  # deleting the namespace removed the pairs
+        for port in range(1, self.ports + 1):  # deleting a namespace removes its pair
+            subprocess.run(["ip", "netns", "del", self.ns(port)], capture_output=True)
             subprocess.run(["ip", "link", "del", self.switch_ifname(port)], capture_output=True)
-        deadline = time.monotonic() + 2
-        while os.path.exists(f"/var/run/netns/{self.ns}") and time.monotonic() < deadline:
-            time.sleep(0.05)
 
     def __exit__(self, *exc) -> None:
         self.close()

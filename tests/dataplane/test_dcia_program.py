@@ -107,6 +107,15 @@ def test_ordinary_ipv4_traffic_is_forwarded(rig):
     assert rig.h2.receive(0.5) == []
 
 
+def test_ping_between_hosts_crosses_the_switch(rig):
+    rig.lab.configure_host(1, ip="10.0.1.1/24", mac=HOST1["mac"], peers={HOST2["ip"]: SWITCH_MAC})
+    rig.lab.configure_host(2, ip="10.0.2.2/24", mac=HOST2["mac"], peers={HOST1["ip"]: SWITCH_MAC})
+    result = rig.lab.run_in_host(1, "ping", "-c", "3", "-i", "0.2", "-W", "5", HOST2["ip"],
+                                 timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 received" in result.stdout
+
+
 # ----------------------------------------------------------------- layers under test --
 
 
@@ -234,6 +243,7 @@ def test_random_tensors_match_the_integer_reference(rig):
         got = [Ether(b) for b in rig.h2.receive_count(len(sent), timeout=30)]
         assert len(got) == len(sent), f"{len(sent) - len(got)} packets of batch {batch} lost"
         for g in got:
+            assert DCIA in g, f"not a DCIA packet: {g!r}"
             s, want = sent.pop(g[DCIA].request_id)
             kinds[want.kind] += 1
             assert_forwarded(s, g)
@@ -260,3 +270,39 @@ def test_random_tensors_match_the_integer_reference(rig):
     assert [stats.get(i, 0) for i in range(4)] == [state.counters[i] for i in range(4)]
     per_layer = rig.counters("layer_stats")
     assert {k: v for k, v in per_layer.items() if v} == dict(state.layer_counters)
+
+
+def test_steering_sends_tensors_by_model_and_layer_and_answers_the_edge(rig):
+    rng = random.Random(5)
+    models = build_models(rng)
+    install(rig, models)
+    rig.write([
+        # model 1 after layer 2 (next layer 3): back out of port 1 to another node
+        +entries.steering_entry(model_id=1, layer=3, port=1, dst_mac="08:00:00:00:01:99",
+                                dst_ip="10.0.1.9"),
+        # model 2 is done after its two layers: this switch answers the edge
+        +entries.steering_entry(model_id=2, layer=2, port=1, dst_mac=HOST1["mac"],
+                                dst_ip=HOST1["ip"], answer=True),
+    ])
+    x = random_int8s(rng, 16)
+    ident = next(iter(models[1].layers[0].table))
+    rig.h1.send(bytes(frame(UDP(sport=DCIA_UDP_PORT, dport=DCIA_UDP_PORT)
+                            / DCIA(model_id=1, model_version=1, request_id=1, elems=x))))
+    rig.h1.send(bytes(frame(UDP(sport=DCIA_UDP_PORT, dport=DCIA_UDP_PORT)
+                            / DCIA(model_id=2, model_version=3, request_id=2,
+                                   elems=id_elements(ident)))))
+    back = {Ether(b)[DCIA].request_id: Ether(b) for b in rig.h1.receive_count(2, timeout=10)}
+    assert rig.h2.receive(0.3) == []
+
+    redirected = back[1]
+    assert redirected[Ether].dst == "08:00:00:00:01:99" and redirected[IP].dst == "10.0.1.9"
+    assert redirected[DCIA].next_layer == 3 and redirected[DCIA].flags == 0
+    m1 = models[0].layers
+    assert redirected[DCIA].elems == m1[2].forward(m1[1].forward(m1[0].forward(x)))
+
+    answer = back[2]
+    assert answer[IP].src == HOST2["ip"] and answer[IP].dst == HOST1["ip"]
+    assert answer[Ether].dst == HOST1["mac"]
+    assert int(answer[DCIA].flags) == Flag.RESULT and answer[DCIA].next_layer == 2
+    m2 = models[1].layers
+    assert answer[DCIA].elems == m2[1].forward(m2[0].forward(id_elements(ident)))

@@ -66,3 +66,8 @@ def test_scapy_layer_matches_the_compiled_p4_header():
     p4_fields = [(name, width) for name, width, *_ in dcia_t["fields"]]
     assert p4_fields == HEADER_FIELDS
     assert sum(w for _, w in p4_fields) == 8 * HEADER_BYTES
+
+
+def test_large_tensors_dissect():
+    raw = bytes(DCIA(elems=[-1] * MAX_WIRE_ELEMS))
+    assert DCIA(raw).elems == [-1] * MAX_WIRE_ELEMS
