@@ -1,0 +1,120 @@
+"""Deployment time: batched WriteRequests against one update per request, same run.
+
+Starts each available switch target (the embedded switch, and BMv2 where installed),
+deploys a model shaped like the demo model's in-network part (three 16-wide dense layers
+and a 16->10 one, 70 table entries) to two switches, undeploys it, and repeats, once with
+``batch`` updates per WriteRequest and once with one update per request.
+
+    python -m bench.deploy_bench [--repeats 5] [--out results/]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from controller import deploy
+from controller.deploy import Deployment, SwitchAssignment
+from controller.p4rt import DEFAULT_BATCH, SwitchEndpoint
+from dcia.arithmetic import Activation
+from dcia.layers import DenseLayer
+from dcia.targets import SwitchConfig, SwitchProcess, find_bmv2, free_tcp_port
+
+
+def demo_shaped(endpoints: list[SwitchEndpoint]) -> Deployment:
+    rng = random.Random(0)
+
+    def dense(n_in: int, n_out: int) -> DenseLayer:
+        return DenseLayer([[rng.randint(-128, 127) for _ in range(n_in)] for _ in range(n_out)],
+                          [rng.randint(-999, 999) for _ in range(n_out)],
+                          [rng.randint(1, 65535) for _ in range(n_out)],
+                          [rng.randint(10, 20) for _ in range(n_out)], Activation.RELU)
+
+    return Deployment(1, 1, (
+        SwitchAssignment(endpoints[0], {1: dense(16, 16), 2: dense(16, 16)}),
+        SwitchAssignment(endpoints[1], {3: dense(16, 16), 4: dense(16, 10)}),
+    ))
+
+
+def measure(target: str, repeats: int, workdir: Path) -> dict[str, list[float]]:
+    procs = []
+    try:
+        for i in (1, 2):
+            config = SwitchConfig(ports={}, grpc_addr=f"127.0.0.1:{free_tcp_port()}",
+                                  device_id=i, log_level="warn")
+            procs.append(SwitchProcess(target, config,
+                                       stdout_path=workdir / f"{target}-s{i}.out").start())
+        endpoints = [SwitchEndpoint(f"s{i}", p.config.grpc_addr, device_id=i)
+                     for i, p in enumerate(procs, 1)]
+        plan = demo_shaped(endpoints)
+        empty = Deployment(1, 1, tuple(SwitchAssignment(e) for e in endpoints))
+        asyncio.run(deploy.apply(empty))  # pushes the pipeline; not timed
+        times: dict[str, list[float]] = {f"batch {DEFAULT_BATCH}": [], "batch 1": []}
+        for _ in range(repeats):
+            for label, batch in ((f"batch {DEFAULT_BATCH}", DEFAULT_BATCH), ("batch 1", 1)):
+                start = time.perf_counter()
+                asyncio.run(deploy.apply(plan, batch=batch))
+                times[label].append(time.perf_counter() - start)
+                asyncio.run(deploy.apply(empty, batch=batch))
+        return times
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path("results"))
+    args = parser.parse_args(argv)
+    targets = ["embedded"] + (["bmv2"] if find_bmv2() else [])
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for target in targets:
+            results[target] = measure(target, args.repeats, Path(tmp))
+    table = Table(title="Deploying the demo-shaped model (70 entries on 2 switches), seconds")
+    for col in ("target", "writes", "median", "min", "max", "speed-up"):
+        table.add_column(col, justify="right" if col not in ("target", "writes") else "left")
+    for target, times in results.items():
+        one = statistics.median(times["batch 1"])
+        for label, t in times.items():
+            table.add_row(target, label, f"{statistics.median(t):.3f}", f"{min(t):.3f}",
+                          f"{max(t):.3f}", f"{one / statistics.median(t):.2f}x")
+    Console().print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "deploy_bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    _plot(results, args.out / "deploy_bench.png")
+    print(f"saved {args.out / 'deploy_bench.json'} and {args.out / 'deploy_bench.png'}")
+    return 0
+
+
+def _plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    labels, values = [], []
+    for target, times in results.items():
+        for label, t in times.items():
+            labels.append(f"{target}\n{label}")
+            values.append(statistics.median(t))
+    ax.bar(labels, values, color=["tab:blue", "tab:orange"] * len(results))
+    ax.set_ylabel("median deployment time (s)")
+    ax.set_title("Deployment: batched vs one update per WriteRequest")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
