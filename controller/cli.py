@@ -1,11 +1,14 @@
 """The ``dcia`` command line.
 
 Each subcommand is one :class:`Command`: a function that declares its arguments and one
-that runs it. ``COMMANDS`` lists them; adding a subcommand (deploy, status, undeploy)
-means writing those two functions and adding a ``Command`` to the tuple.
+that runs it. ``COMMANDS`` lists them; adding a subcommand means writing those two
+functions and adding a ``Command`` to the tuple.
 
     dcia plan --topology topologies/linear.toml --model models/digits.onnx
     dcia plan --topology topologies/linear.toml --model layers.toml --forbid s1 --json
+    dcia deploy --topology topologies/linear.toml --model models/digits.onnx --calibration digits
+    dcia status --topology topologies/linear.toml
+    dcia undeploy --topology topologies/linear.toml --model-id 1 --version 1
 
 Errors a user can cause (DciaError) print one line on stderr, ``error: ...``, and exit
 with status 2, like argparse's usage errors.
@@ -14,6 +17,7 @@ with status 2, like argparse's usage errors.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
@@ -21,9 +25,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from controller import deploy
+from controller.p4rt import PushPolicy
 from controller.planner import (
     Constraints,
     Forbid,
@@ -86,12 +93,7 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
     name, layers = read_model_shapes(args.model)
     log.info("model %s: %s", name, ", ".join(f"{layer.kind} {layer.n_in}->{layer.n_out}" for layer in layers))
     route = topology.route(args.path)
-    constraints = Constraints(
-        min_edge_layers=args.edge_layers,
-        forbid=tuple(parse_forbid(text, topology, len(layers)) for text in args.forbid),
-        max_layers_per_switch=args.max_layers_per_switch,
-        objective=Objective(args.objective),
-    )
+    constraints = _constraints(args, topology, len(layers))
     best = plan(layers, route, constraints)
     baselines = _baselines(layers, route, constraints)
     if args.json:
@@ -101,6 +103,15 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
     else:
         _print_plan(console, name, layers, route, best, baselines)
     return 0
+
+
+def _constraints(args: argparse.Namespace, topology: Topology, n_layers: int) -> Constraints:
+    return Constraints(
+        min_edge_layers=args.edge_layers,
+        forbid=tuple(parse_forbid(text, topology, n_layers) for text in args.forbid),
+        max_layers_per_switch=args.max_layers_per_switch,
+        objective=Objective(args.objective),
+    )
 
 
 def read_model_shapes(path: Path) -> tuple[str, list[LayerShape]]:
@@ -216,16 +227,138 @@ def _print_plan(
         f"Predicted latency [bold]{_ms(best.latency_s)}[/]; bottleneck {_ms(best.bottleneck_s)} "
         f"(≈ {1 / best.bottleneck_s:,.0f} requests/s)."
     )
-    compared = ", ".join(
-        f"{label} {_ms(p.latency_s) if p else 'not allowed'}" for label, p in baselines.items()
+    if baselines:
+        compared = ", ".join(
+            f"{label} {_ms(p.latency_s) if p else 'not allowed'}" for label, p in baselines.items()
+        )
+        console.print(f"Compared with: {compared}.")
+
+
+# ------------------------------------------------------- deploy, undeploy, status --
+
+
+def configure_deploy(parser: argparse.ArgumentParser) -> None:
+    configure_plan(parser)
+    parser.add_argument(
+        "--calibration", metavar="SAMPLES",
+        help="with an .onnx model: float input samples to calibrate on, a .npy file of shape "
+             "(n, inputs), or 'digits' for the demo model's training set",
     )
-    console.print(f"Compared with: {compared}.")
+    parser.add_argument("--model-id", type=int, help="model id on the wire (default: the model's)")
+    parser.add_argument("--version", type=int, help="model version (default: the model's)")
+    parser.add_argument(
+        "--push-pipeline", choices=[p.value for p in PushPolicy], default=PushPolicy.IF_MISSING.value,
+        help="load the DCIA P4 program onto switches: if-missing (default), always, never",
+    )
+
+
+def load_quantized(path: Path, calibration: str | None):
+    """A QuantizedModel from a saved .json, or an .onnx model calibrated on samples."""
+    from controller.model import QuantizedModel
+
+    if not path.is_file():
+        raise ModelImportError(f"model file {path} not found")
+    if path.suffix.lower() == ".json":
+        return QuantizedModel.load(path)
+    if path.suffix.lower() != ".onnx":
+        raise ModelImportError(f"model file {path}: deploy takes an .onnx or a saved quantized .json")
+    if calibration is None:
+        raise ModelImportError(f"{path} is a float model: give --calibration SAMPLES.npy (or "
+                               "'digits' for the demo model) to quantize it")
+    from controller.onnx_import import import_onnx
+    from controller.quantize import quantize
+
+    if calibration == "digits":
+        from controller.demo_model import digits_split
+
+        samples = digits_split().x_train
+    else:
+        try:
+            samples = np.load(calibration)
+        except (OSError, ValueError) as e:
+            raise ModelImportError(f"calibration samples {calibration}: {e}") from None
+    return quantize(import_onnx(path), samples)
+
+
+def run_deploy(args: argparse.Namespace, console: Console) -> int:
+    topology = load_topology(args.topology)
+    model = load_quantized(args.model, args.calibration)
+    model_id = args.model_id if args.model_id is not None else model.model_id
+    version = args.version if args.version is not None else model.version
+    best = plan(model.layers, topology.route(args.path),
+                _constraints(args, topology, len(model.layers)))
+    if args.json:
+        console.file.write(json.dumps({"model": model.name, **best.to_dict()}, indent=2) + "\n")
+    else:
+        _print_plan(console, model.name, model.layers, topology.route(args.path), best, {})
+    target = deploy.from_plan(best, model.layers, topology, model_id=model_id, version=version)
+    reports = asyncio.run(deploy.apply(target, push=PushPolicy(args.push_pipeline)))
+    table = Table(title=f"Deployed {model.name} as model {model_id} v{version}")
+    for column in ("switch", "layers", "inserted", "modified", "deleted"):
+        table.add_column(column, justify="left" if column in ("switch", "layers") else "right")
+    for a, r in zip(target.switches, reports):
+        table.add_row(r.name, _indices(a.layers), str(r.inserted), str(r.modified), str(r.deleted))
+    console.print(table)
+    return 0
+
+
+def configure_undeploy(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--topology", required=True, type=Path, help="topology TOML file")
+    parser.add_argument("--model-id", required=True, type=int)
+    parser.add_argument("--version", required=True, type=int)
+
+
+def run_undeploy(args: argparse.Namespace, console: Console) -> int:
+    topology = load_topology(args.topology)
+    target = deploy.Deployment(args.model_id, args.version, tuple(
+        deploy.SwitchAssignment(deploy.endpoint_of(sw)) for sw in topology.switches.values()))
+    reports = asyncio.run(deploy.apply(target, push=PushPolicy.NEVER))
+    removed = ", ".join(f"{r.name}: {r.deleted}" for r in reports)
+    console.print(f"model {args.model_id} v{args.version} removed (entries deleted: {removed})")
+    return 0
+
+
+def configure_status(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--topology", required=True, type=Path, help="topology TOML file")
+
+
+def run_status(args: argparse.Namespace, console: Console) -> int:
+    topology = load_topology(args.topology)
+
+    async def read_all():
+        return await asyncio.gather(*(deploy.switch_status(deploy.endpoint_of(sw))
+                                      for sw in topology.switches.values()))
+
+    table = Table(title=f"Switches of {topology.name}")
+    for column in ("switch", "address", "models (id v version: layers)", *deploy.STAT_NAMES,
+                   "layers computed"):
+        table.add_column(column)
+    for sw, st in zip(topology.switches.values(), asyncio.run(read_all())):
+        if st.error:
+            table.add_row(sw.name, sw.grpc, f"[red]{st.error}[/]")
+            continue
+        models = "; ".join(f"{m} v{v}: {_indices(dict.fromkeys(ls))}"
+                           for (m, v), ls in sorted(st.models.items())) or "none"
+        per_layer = ", ".join(f"L{i}: {n}" for i, n in sorted(st.layers_computed.items()))
+        table.add_row(sw.name, sw.grpc, models, *(str(st.stats.get(k, 0)) for k in deploy.STAT_NAMES),
+                      per_layer or "-")
+    console.print(table)
+    return 0
+
+
+def _indices(layers) -> str:
+    return ", ".join(str(i) for i in sorted(layers)) or "-"
 
 
 # --------------------------------------------------------------------- parser --
 
 COMMANDS: tuple[Command, ...] = (
     Command("plan", "split a model into stages along a path, from files alone", configure_plan, run_plan),
+    Command("deploy", "plan, then install the switch stages on every switch, all or nothing",
+            configure_deploy, run_deploy),
+    Command("undeploy", "remove one model version from every switch of a topology",
+            configure_undeploy, run_undeploy),
+    Command("status", "what each switch holds and what it counted", configure_status, run_status),
 )
 
 
@@ -246,6 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dcia`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    # finsy warns about every switch without gNMI (BMv2 has none); its errors still show.
+    logging.getLogger("finsy").setLevel(logging.INFO if args.verbose else logging.ERROR)
     try:
         return args.run(args, Console())
     except DciaError as e:

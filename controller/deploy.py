@@ -29,6 +29,8 @@ from finsy.proto import p4r
 
 from controller import entries as E
 from controller.p4rt import DEFAULT_BATCH, PushPolicy, SwitchEndpoint, connect, write_batched
+from controller.planner import Plan
+from controller.topology import Switch, Topology
 from dcia.artifacts import Pipeline
 from dcia.errors import DciaError
 from dcia.layers import Layer
@@ -220,3 +222,84 @@ async def _roll_back(txns: Iterable[_SwitchTxn]) -> list[str]:
             problems.append(f"{t.sw.name} ({exc}); it may hold part of the model, which it "
                             "forwards unchanged: run `dcia undeploy` when it is back")
     return problems
+
+
+# ------------------------------------------------------------ from a plan and a topology --
+
+
+def endpoint_of(switch: Switch) -> SwitchEndpoint:
+    """The P4Runtime endpoint the topology file gives for ``switch`` (TLS included)."""
+    tls = None
+    if switch.tls is not None:
+        tls = fy.GRPCCredentialsTLS(cacert=switch.tls.ca, cert=switch.tls.cert,
+                                    private_key=switch.tls.key)
+    return SwitchEndpoint(switch.name, switch.grpc, switch.device_id, tls=tls)
+
+
+def port_towards(topology: Topology, node: str, neighbour: str) -> int:
+    """The port of switch ``node`` on its link to ``neighbour``."""
+    link = topology.link(node, neighbour)
+    return link.a.port if link.a.node == node else link.b.port
+
+
+def from_plan(plan: Plan, layers: list[Layer], topology: Topology, *,
+              model_id: int, version: int) -> Deployment:
+    """The deployment that puts ``plan``'s switch stages in place on ``topology``.
+
+    Every switch on the plan's path gets an assignment, the ones without layers an empty
+    one (which removes what an earlier plan left there). When a switch computes the last
+    layer it also answers the edge (steer_answer back along the path).
+    """
+    names = [c.name for c in topology.route(plan.route).nodes]
+    edge = topology.hosts[names[0]]
+    held = {s.node: {i: layers[i] for i in s.layers} for s in plan.stages}
+    last = next(s.node for s in reversed(plan.stages) if s.stop > s.start)
+    assignments = []
+    for position, name in enumerate(names):
+        if name not in topology.switches:
+            continue
+        steering: tuple[fy.P4TableEntry, ...] = ()
+        if name == last:
+            steering = (E.steering_entry(
+                model_id=model_id, layer=len(layers), answer=True, dst_mac=edge.mac,
+                dst_ip=edge.ip, port=port_towards(topology, name, names[position - 1])),)
+        assignments.append(SwitchAssignment(endpoint_of(topology.switches[name]),
+                                            held.get(name, {}), steering))
+    return Deployment(model_id, version, tuple(assignments))
+
+
+# ------------------------------------------------------------------------- status --
+
+STAT_NAMES = ("computed", "pass-through", "version mismatch", "malformed")
+
+
+@dataclass
+class SwitchStatus:
+    """What a switch holds and what it counted."""
+
+    name: str
+    models: dict[tuple[int, int], list[int]] = field(default_factory=dict)  # -> layer indices
+    stats: dict[str, int] = field(default_factory=dict)
+    layers_computed: dict[int, int] = field(default_factory=dict)  # layer index -> packets
+    error: str | None = None
+
+
+async def switch_status(endpoint: SwitchEndpoint, pipeline: Pipeline | None = None) -> SwitchStatus:
+    """Read a switch's deployed layers and DCIA counters; errors become ``status.error``."""
+    status = SwitchStatus(endpoint.name)
+    try:
+        async with connect(endpoint, pipeline or Pipeline.default(), push=PushPolicy.NEVER) as sw:
+            async for e in sw.read(fy.P4TableEntry(E.T_LAYERS)):
+                msg = e.encode_entry(sw.p4info)
+                key = (_field_value(sw, msg, "model_id"), _field_value(sw, msg, "model_version"))
+                status.models.setdefault(key, []).append(_field_value(sw, msg, "layer"))
+            for layers in status.models.values():
+                layers.sort()
+            async for c in sw.read(fy.P4CounterEntry(E.C_STATS)):
+                status.stats[STAT_NAMES[c.index]] = c.data.packet_count if c.data else 0
+            async for c in sw.read(fy.P4CounterEntry(E.C_LAYER_STATS)):
+                if c.data and c.data.packet_count:
+                    status.layers_computed[c.index] = c.data.packet_count
+    except DciaError as exc:
+        status.error = str(exc)
+    return status
