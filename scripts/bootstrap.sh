@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the toolkit needs, idempotently, and is quick when all is there:
-#   1. Debian packages (Mininet, iproute2, tcpdump, ethtool, python3-venv),
+#   1. Debian packages (Mininet, iproute2, ping, tcpdump, ethtool, python3-venv),
 #   2. a virtual environment in .venv with the project and its Python dependencies,
 #   3. Debian's Mininet Python package made importable from that environment.
 # Usage: scripts/bootstrap.sh            (from the repository root; needs root for step 1)
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-DEBIAN_PACKAGES=(mininet iproute2 tcpdump ethtool python3-venv)
+DEBIAN_PACKAGES=(mininet iproute2 iputils-ping tcpdump ethtool python3-venv)
 
 log() { printf '[bootstrap] %s\n' "$*"; }
 
