@@ -115,14 +115,19 @@ def compile_program(pipeline: Pipeline | None = None, src_dir: Path = P4SRC) -> 
                     if "Version" in line), "unknown version")
     version = f"p4c-bm2-ss {version}"
     pipeline.bmv2_json.parent.mkdir(parents=True, exist_ok=True)
+    # Paths relative to the repository, so that the JSON's source references do not
+    # depend on where the checkout is.
+    def rel(path: Path) -> str:
+        return os.path.relpath(path, REPO)
+
     cmd = [
         str(p4c), "--arch", "v1model", "--std", "p4-16",
-        "-o", str(pipeline.bmv2_json),
-        "--p4runtime-files", str(pipeline.p4info),
-        str(src_dir / f"{PROGRAM}.p4"),
+        "-o", rel(pipeline.bmv2_json),
+        "--p4runtime-files", rel(pipeline.p4info),
+        rel(src_dir / f"{PROGRAM}.p4"),
     ]
     log.info("running %s", " ".join(cmd))
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if result.returncode != 0:
         raise ArtifactError(f"p4c failed:\n{result.stderr.strip()}")
     stamp = {
