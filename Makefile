@@ -6,10 +6,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: setup test p4 p4-check bench clean help
+.PHONY: setup test run cli p4 p4-check bench clean help
 
 help:
 	@echo "make test      run the whole test suite (installs what it needs)"
+	@echo "make run       the testbed demo: Mininet, P4 switches, edge and cloud (RUN_ARGS=...)"
+	@echo "make cli       the same network, deployed, at the Mininet prompt"
+	@echo "make bench     benchmarks: switch packet rates, deployment time (tables, results/*.json, *.png)"
 	@echo "make p4        compile p4src/dcia.p4 with p4c into p4src/build/ (needs p4c)"
 	@echo "make p4-check  check that p4src/build/ matches the P4 sources"
 	@echo "make setup     install Debian packages, the virtual environment and dependencies"
@@ -20,8 +23,19 @@ setup:
 test: setup
 	$(PYTEST) $(PYTEST_ARGS)
 
+# RUN_ARGS: options of mininet_topos/run.py, e.g. RUN_ARGS="--target bmv2 --requests 100"
+run: setup
+	$(PY) -m mininet_topos.run $(RUN_ARGS)
+
+cli: setup
+	$(PY) -m mininet_topos.run --cli $(RUN_ARGS)
+
 p4: setup
 	$(PY) -m dcia.artifacts compile
+
+bench: setup
+	$(PY) -m bench.switch_bench --out results
+	$(PY) -m bench.deploy_bench --out results
 
 p4-check: setup
 	$(PY) -m dcia.artifacts check

@@ -1,9 +1,15 @@
 """Deployment time: batched WriteRequests against one update per request, same run.
 
-Starts each available switch target (the embedded switch, and BMv2 where installed),
-deploys a model shaped like the demo model's in-network part (three 16-wide dense layers
-and a 16->10 one, 70 table entries) to two switches, undeploys it, and repeats, once with
-``batch`` updates per WriteRequest and once with one update per request.
+Starts each available switch target (the embedded switch, and BMv2 where installed) and
+deploys to two switches, undeploys, and repeats, once with ``DEFAULT_BATCH`` updates per
+WriteRequest and once with one update per request:
+
+- "demo": shaped like the demo model's in-network part (three 16-wide dense layers and a
+  16->10 one): 66 table entries;
+- "embedding": the same plus an embedding layer of 2,000 ids: 2,067 entries.
+
+Each time covers the whole transaction: connecting, the pipeline check, the snapshot,
+the writes and the read-back.
 
     python -m bench.deploy_bench [--repeats 5] [--out results/]
 """
@@ -26,11 +32,11 @@ from controller import deploy
 from controller.deploy import Deployment, SwitchAssignment
 from controller.p4rt import DEFAULT_BATCH, SwitchEndpoint
 from dcia.arithmetic import Activation
-from dcia.layers import DenseLayer
+from dcia.layers import DenseLayer, EmbeddingLayer
 from dcia.targets import SwitchConfig, SwitchProcess, find_bmv2, free_tcp_port
 
 
-def demo_shaped(endpoints: list[SwitchEndpoint]) -> Deployment:
+def scenario(name: str, endpoints: list[SwitchEndpoint]) -> Deployment:
     rng = random.Random(0)
 
     def dense(n_in: int, n_out: int) -> DenseLayer:
@@ -39,10 +45,17 @@ def demo_shaped(endpoints: list[SwitchEndpoint]) -> Deployment:
                           [rng.randint(1, 65535) for _ in range(n_out)],
                           [rng.randint(10, 20) for _ in range(n_out)], Activation.RELU)
 
+    first = {1: dense(16, 16), 2: dense(16, 16)}
+    if name == "embedding":
+        vocab = {i: [rng.randint(-128, 127) for _ in range(16)] for i in range(2000)}
+        first = {0: EmbeddingLayer(vocab, dim=16), **first}
     return Deployment(1, 1, (
-        SwitchAssignment(endpoints[0], {1: dense(16, 16), 2: dense(16, 16)}),
+        SwitchAssignment(endpoints[0], first),
         SwitchAssignment(endpoints[1], {3: dense(16, 16), 4: dense(16, 10)}),
     ))
+
+
+SCENARIOS = ("demo", "embedding")
 
 
 def measure(target: str, repeats: int, workdir: Path) -> dict[str, list[float]]:
@@ -55,16 +68,18 @@ def measure(target: str, repeats: int, workdir: Path) -> dict[str, list[float]]:
                                        stdout_path=workdir / f"{target}-s{i}.out").start())
         endpoints = [SwitchEndpoint(f"s{i}", p.config.grpc_addr, device_id=i)
                      for i, p in enumerate(procs, 1)]
-        plan = demo_shaped(endpoints)
         empty = Deployment(1, 1, tuple(SwitchAssignment(e) for e in endpoints))
         asyncio.run(deploy.apply(empty))  # pushes the pipeline; not timed
-        times: dict[str, list[float]] = {f"batch {DEFAULT_BATCH}": [], "batch 1": []}
-        for _ in range(repeats):
-            for label, batch in ((f"batch {DEFAULT_BATCH}", DEFAULT_BATCH), ("batch 1", 1)):
-                start = time.perf_counter()
-                asyncio.run(deploy.apply(plan, batch=batch))
-                times[label].append(time.perf_counter() - start)
-                asyncio.run(deploy.apply(empty, batch=batch))
+        times: dict[str, list[float]] = {}
+        for name in SCENARIOS:
+            plan = scenario(name, endpoints)
+            for _ in range(repeats):
+                for batch in (DEFAULT_BATCH, 1):
+                    label = f"{name}, batch {batch}"
+                    start = time.perf_counter()
+                    asyncio.run(deploy.apply(plan, batch=batch))
+                    times.setdefault(label, []).append(time.perf_counter() - start)
+                    asyncio.run(deploy.apply(empty, batch=batch))
         return times
     finally:
         for p in procs:
@@ -81,12 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for target in targets:
             results[target] = measure(target, args.repeats, Path(tmp))
-    table = Table(title="Deploying the demo-shaped model (70 entries on 2 switches), seconds")
-    for col in ("target", "writes", "median", "min", "max", "speed-up"):
-        table.add_column(col, justify="right" if col not in ("target", "writes") else "left")
+    table = Table(title="Deploying to 2 switches: whole transaction, seconds")
+    for col in ("target", "scenario, writes", "median", "min", "max", "speed-up"):
+        table.add_column(col, justify="left" if col in ("target", "scenario, writes") else "right")
     for target, times in results.items():
-        one = statistics.median(times["batch 1"])
         for label, t in times.items():
+            one = statistics.median(times[label.rsplit(",", 1)[0] + ", batch 1"])
             table.add_row(target, label, f"{statistics.median(t):.3f}", f"{min(t):.3f}",
                           f"{max(t):.3f}", f"{one / statistics.median(t):.2f}x")
     Console().print(table)
@@ -109,7 +124,8 @@ def _plot(results: dict, path: Path) -> None:
         for label, t in times.items():
             labels.append(f"{target}\n{label}")
             values.append(statistics.median(t))
-    ax.bar(labels, values, color=["tab:blue", "tab:orange"] * len(results))
+    ax.bar(labels, values, color=["tab:blue", "tab:orange"] * (len(labels) // 2))
+    ax.tick_params(axis="x", labelsize=7)
     ax.set_ylabel("median deployment time (s)")
     ax.set_title("Deployment: batched vs one update per WriteRequest")
     fig.tight_layout()

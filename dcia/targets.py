@@ -75,6 +75,8 @@ class SwitchConfig:
     log_level: str = "info"
     pcap_dir: Path | None = None
     extra: tuple[str, ...] = field(default=())
+    tls_args: tuple[str, ...] = field(default=())
+    """simple_switch_grpc's target options for TLS (--grpc-server-ssl, ...), after the --."""
 
     def command(self, program: list[str]) -> list[str]:
         cmd = [*program, "--device-id", str(self.device_id)]
@@ -87,7 +89,8 @@ class SwitchConfig:
             cmd += ["--pcap", str(self.pcap_dir)]
         cmd += [*self.extra]
         cmd += [str(self.json_path)] if self.json_path else ["--no-p4"]
-        cmd += ["--", "--grpc-server-addr", self.grpc_addr, "--cpu-port", str(self.cpu_port)]
+        cmd += ["--", "--grpc-server-addr", self.grpc_addr, "--cpu-port", str(self.cpu_port),
+                *self.tls_args]
         return cmd
 
 
