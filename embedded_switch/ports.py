@@ -1,0 +1,209 @@
+"""Real ports for the embedded switch: Linux interfaces opened as AF_PACKET raw sockets.
+
+One receive thread waits on all sockets, runs each frame through `Switch.process` and
+transmits what comes out. Frames to the CPU port go to the packet-in handler that the
+P4Runtime server installs; packet-outs enter through `inject_from_cpu`. The switch's
+own transmitted frames (PACKET_OUTGOING) are ignored. No frame stops the loop: a
+frame that cannot be handled is dropped with a log line and a counter.
+
+    ports = PortSet(switch, {1: "veth1", 2: "veth3"})
+    ports.start()
+    ...
+    ports.stop()
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import selectors
+import socket
+import struct
+import threading
+from typing import Callable
+
+from embedded_switch.errors import InvalidArgument
+
+log = logging.getLogger(__name__)
+
+ETH_P_ALL = 0x0003
+SOL_PACKET = 263
+PACKET_ADD_MEMBERSHIP = 1
+PACKET_MR_PROMISC = 1
+PACKET_IGNORE_OUTGOING = 23
+PACKET_OUTGOING = 4
+MAX_FRAME = 65536
+
+
+def parse_port_spec(spec: str) -> tuple[int, str]:
+    """`N@ifname` as simple_switch takes it with `-i`.
+
+    >>> parse_port_spec("3@veth3")
+    (3, 'veth3')
+    """
+    num, sep, name = spec.partition("@")
+    if not sep or not num.isdigit() or not name:
+        raise InvalidArgument(f"port '{spec}' must look like N@ifname, e.g. 1@veth0")
+    return int(num), name
+
+
+class PortSet:
+    """The switch's ports: AF_PACKET sockets by port number, plus the CPU port."""
+
+    def __init__(self, switch, ports: dict[int, str], *, pcap_dir: str | None = None):
+        self.switch = switch
+        self.ports = dict(ports)
+        self.pcap_dir = pcap_dir
+        self.stats = collections.Counter()
+        self._socks: dict[int, socket.socket] = {}
+        self._cpu_handler: Callable[[bytes], None] | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = -1, -1
+        self._pcaps: dict[tuple[int, str], object] = {}
+        self._tx_lock = threading.Lock()
+
+    # -- life cycle
+    def start(self) -> None:
+        for port, name in self.ports.items():
+            self._socks[port] = self._open(name)
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = threading.Thread(target=self._rx_loop, name="dcia-switch-rx", daemon=True)
+        self._thread.start()
+        log.info("ports up: %s", ", ".join(f"{p}@{n}" for p, n in sorted(self.ports.items())))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._wake_w >= 0:
+            os.write(self._wake_w, b"x")
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for s in self._socks.values():
+            s.close()
+        self._socks.clear()
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+        for w in self._pcaps.values():
+            w.close()
+        self._pcaps.clear()
+
+    def __enter__(self) -> "PortSet":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @staticmethod
+    def _open(ifname: str) -> socket.socket:
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        try:
+            s.bind((ifname, ETH_P_ALL))
+            ifindex = socket.if_nametoindex(ifname)
+            mreq = struct.pack("iHH8s", ifindex, PACKET_MR_PROMISC, 0, b"")
+            s.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+            try:
+                s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            except OSError:
+                pass  # older kernels: outgoing frames are filtered by pkttype below
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            s.setblocking(False)
+        except OSError:
+            s.close()
+            raise
+        return s
+
+    # -- CPU port
+    def set_cpu_handler(self, fn: Callable[[bytes], None] | None) -> None:
+        """Install the packet-in callback: called with each frame sent to the CPU port."""
+        self._cpu_handler = fn
+
+    def inject_from_cpu(self, data: bytes) -> None:
+        """Run a packet-out through the pipeline as arriving on the CPU port."""
+        cpu = self.switch.cpu_port
+        if cpu is None:
+            self.stats["packet_out_no_cpu_port"] += 1
+            log.warning("packet-out dropped: the switch has no CPU port (--cpu-port)")
+            return
+        self.stats["packet_out"] += 1
+        self._run(cpu, bytes(data))
+
+    # -- packet path
+    def _rx_loop(self) -> None:
+        sel = selectors.DefaultSelector()
+        for port, s in self._socks.items():
+            sel.register(s, selectors.EVENT_READ, port)
+        sel.register(self._wake_r, selectors.EVENT_READ, None)
+        try:
+            while not self._stop.is_set():
+                for key, _ in sel.select(timeout=1.0):
+                    if key.data is None:
+                        continue
+                    self._drain(key.fileobj, key.data)
+        finally:
+            sel.close()
+
+    def _drain(self, s: socket.socket, port: int) -> None:
+        for _ in range(64):
+            try:
+                data, addr = s.recvfrom(MAX_FRAME)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.stats["rx_error"] += 1
+                log.warning("receive on port %d failed: %s", port, exc)
+                return
+            if len(addr) > 2 and addr[2] == PACKET_OUTGOING:
+                continue
+            self.stats["rx"] += 1
+            self._pcap(port, "in", data)
+            self._run(port, data)
+
+    def _run(self, port: int, data: bytes) -> None:
+        try:
+            outputs = self.switch.process(port, data)
+        except Exception as exc:  # noqa: BLE001 - the loop must survive any frame
+            self.stats["process_error"] += 1
+            log.warning("frame from port %d dropped: %s", port, exc)
+            return
+        for out_port, frame in outputs:
+            self._transmit(out_port, frame)
+
+    def _transmit(self, port: int, frame: bytes) -> None:
+        if port == self.switch.cpu_port:
+            handler = self._cpu_handler
+            if handler is None:
+                self.stats["packet_in_no_handler"] += 1
+                return
+            self.stats["packet_in"] += 1
+            try:
+                handler(frame)
+            except Exception as exc:  # noqa: BLE001
+                self.stats["packet_in_error"] += 1
+                log.warning("packet-in handler failed: %s", exc)
+            return
+        s = self._socks.get(port)
+        if s is None:
+            self.stats["tx_no_port"] += 1
+            log.debug("frame to port %d dropped: no such port", port)
+            return
+        try:
+            with self._tx_lock:
+                s.send(frame)
+            self.stats["tx"] += 1
+            self._pcap(port, "out", frame)
+        except OSError as exc:
+            self.stats["tx_error"] += 1
+            log.warning("transmit on port %d failed: %s", port, exc)
+
+    def _pcap(self, port: int, direction: str, frame: bytes) -> None:
+        if self.pcap_dir is None:
+            return
+        w = self._pcaps.get((port, direction))
+        if w is None:
+            from scapy.utils import PcapWriter
+            path = os.path.join(self.pcap_dir, f"{self.ports.get(port, port)}_{direction}.pcap")
+            w = self._pcaps[(port, direction)] = PcapWriter(path, sync=True, linktype=1)
+        w.write(frame)
