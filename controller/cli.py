@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from controller import deploy
-from controller.p4rt import PushPolicy
+from controller.p4rt import PushPolicy, endpoint_of
 from controller.planner import (
     Constraints,
     Forbid,
@@ -311,7 +311,7 @@ def configure_undeploy(parser: argparse.ArgumentParser) -> None:
 def run_undeploy(args: argparse.Namespace, console: Console) -> int:
     topology = load_topology(args.topology)
     target = deploy.Deployment(args.model_id, args.version, tuple(
-        deploy.SwitchAssignment(deploy.endpoint_of(sw)) for sw in topology.switches.values()))
+        deploy.SwitchAssignment(endpoint_of(sw)) for sw in topology.switches.values()))
     reports = asyncio.run(deploy.apply(target, push=PushPolicy.NEVER))
     removed = ", ".join(f"{r.name}: {r.deleted}" for r in reports)
     console.print(f"model {args.model_id} v{args.version} removed (entries deleted: {removed})")
@@ -326,7 +326,7 @@ def run_status(args: argparse.Namespace, console: Console) -> int:
     topology = load_topology(args.topology)
 
     async def read_all():
-        return await asyncio.gather(*(deploy.switch_status(deploy.endpoint_of(sw))
+        return await asyncio.gather(*(deploy.switch_status(endpoint_of(sw))
                                       for sw in topology.switches.values()))
 
     table = Table(title=f"Switches of {topology.name}")

@@ -28,9 +28,17 @@ import finsy as fy
 from finsy.proto import p4r
 
 from controller import entries as E
-from controller.p4rt import DEFAULT_BATCH, PushPolicy, SwitchEndpoint, connect, write_batched
+from controller.p4rt import (
+    DEFAULT_BATCH,
+    PushPolicy,
+    SwitchEndpoint,
+    connect,
+    endpoint_of,
+    write_batched,
+)
 from controller.planner import Plan
-from controller.topology import Switch, Topology
+from controller.routing import host_interface
+from controller.topology import Topology
 from dcia.artifacts import Pipeline
 from dcia.errors import DciaError
 from dcia.layers import Layer
@@ -227,15 +235,6 @@ async def _roll_back(txns: Iterable[_SwitchTxn]) -> list[str]:
 # ------------------------------------------------------------ from a plan and a topology --
 
 
-def endpoint_of(switch: Switch) -> SwitchEndpoint:
-    """The P4Runtime endpoint the topology file gives for ``switch`` (TLS included)."""
-    tls = None
-    if switch.tls is not None:
-        tls = fy.GRPCCredentialsTLS(cacert=switch.tls.ca, cert=switch.tls.cert,
-                                    private_key=switch.tls.key)
-    return SwitchEndpoint(switch.name, switch.grpc, switch.device_id, tls=tls)
-
-
 def port_towards(topology: Topology, node: str, neighbour: str) -> int:
     """The port of switch ``node`` on its link to ``neighbour``."""
     link = topology.link(node, neighbour)
@@ -251,7 +250,7 @@ def from_plan(plan: Plan, layers: list[Layer], topology: Topology, *,
     layer it also answers the edge (steer_answer back along the path).
     """
     names = [c.name for c in topology.route(plan.route).nodes]
-    edge = topology.hosts[names[0]]
+    edge = host_interface(topology, names[0], plan.route)  # its address on this path
     held = {s.node: {i: layers[i] for i in s.layers} for s in plan.stages}
     last = next(s.node for s in reversed(plan.stages) if s.stop > s.start)
     assignments = []
@@ -262,7 +261,8 @@ def from_plan(plan: Plan, layers: list[Layer], topology: Topology, *,
         if name == last:
             steering = (E.steering_entry(
                 model_id=model_id, layer=len(layers), answer=True, dst_mac=edge.mac,
-                dst_ip=edge.ip, port=port_towards(topology, name, names[position - 1])),)
+                dst_ip=edge.ip.split("/")[0],
+                port=port_towards(topology, name, names[position - 1])),)
         assignments.append(SwitchAssignment(endpoint_of(topology.switches[name]),
                                             held.get(name, {}), steering))
     return Deployment(model_id, version, tuple(assignments))

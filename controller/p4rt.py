@@ -22,6 +22,7 @@ from finsy.p4client import P4ClientError
 from finsy.p4entity import P4UpdateList
 from finsy.proto import p4i
 
+from controller.topology import Switch
 from dcia.artifacts import Pipeline
 from dcia.errors import DciaError
 
@@ -58,6 +59,15 @@ class SwitchEndpoint:
     device_id: int = 1
     election_id: int = 10
     tls: fy.GRPCCredentialsTLS | None = None
+
+
+def endpoint_of(switch: Switch) -> SwitchEndpoint:
+    """The P4Runtime endpoint the topology file gives for ``switch`` (TLS included)."""
+    tls = None
+    if switch.tls is not None:
+        tls = fy.GRPCCredentialsTLS(cacert=switch.tls.ca, cert=switch.tls.cert,
+                                    private_key=switch.tls.key)
+    return SwitchEndpoint(switch.name, switch.grpc, switch.device_id, tls=tls)
 
 
 def _p4info_message(pipeline: Pipeline) -> p4i.P4Info:

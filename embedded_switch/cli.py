@@ -97,15 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.pcap:
         os.makedirs(args.pcap, exist_ok=True)
     portset = PortSet(switch, ports, pcap_dir=args.pcap)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     try:
         portset.start()
     except OSError as exc:
         log.error("cannot open ports: %s", exc)
         portset.stop()
         return 2
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     server = None
     try:
         try:
@@ -113,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError as exc:
             log.error("P4Runtime server unavailable (%s); forwarding without a control plane", exc)
         else:
-            server = serve(switch, portset, targs.grpc_server_addr, device_id=args.device_id)
+            try:
+                server = serve(switch, portset, targs.grpc_server_addr, device_id=args.device_id)
+            except Exception as exc:  # noqa: BLE001 - e.g. the address is in use: say so, exit
+                log.error("cannot start the P4Runtime server on %s: %s", targs.grpc_server_addr, exc)
+                return 2
             log.info("P4Runtime server on %s (device id %d)", targs.grpc_server_addr, args.device_id)
         print("dcia-switch ready", flush=True)
         while not stop.wait(0.5):
@@ -123,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.stop(grace=1).wait()
         portset.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 

@@ -14,785 +14,22 @@ True
 """
 from __future__ import annotations
 
-import json
 import logging
 import random
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from embedded_switch import hashes
 from embedded_switch.errors import PipelineError
+from embedded_switch.expressions import Body, _count_subexpressions, _hex
+from embedded_switch.layout import HeaderLayout, Layout
+from embedded_switch.packet import (ALIAS_PREFIXES, CORE_ERRORS, MAX_PARSER_STATES, STANDARD_FIELDS, PacketAbort,
+                                    ParserExit)
 from embedded_switch.program import Program, describe, key_width
 from embedded_switch.runtime import ActionProfile, ActionRt, Counter, Entry, MeterArray, Register, Table
 
 log = logging.getLogger(__name__)
-
-INSTANCE_NORMAL, INSTANCE_INGRESS_CLONE, INSTANCE_EGRESS_CLONE = 0, 1, 2
-INSTANCE_RECIRC, INSTANCE_REPLICATION, INSTANCE_RESUBMIT = 4, 5, 6
-
-CORE_ERRORS = {"NoError": 0, "PacketTooShort": 1, "NoMatch": 2, "StackOutOfBounds": 3,
-               "HeaderTooShort": 4, "ParserTimeout": 5, "ParserInvalidArgument": 6}
-
-MAX_PARSER_STATES = 100_000  # a parser looping without consuming bytes ends with ParserTimeout
-
-STANDARD_FIELDS = ("ingress_port", "egress_spec", "egress_port", "instance_type", "packet_length",
-                   "mcast_grp", "egress_rid", "checksum_error", "parser_error",
-                   "ingress_global_timestamp", "egress_global_timestamp", "priority",
-                   "enq_timestamp", "enq_qdepth", "deq_timedelta", "deq_qdepth")
-ALIAS_PREFIXES = ("intrinsic_metadata.", "queueing_metadata.", "standard_metadata.")
-
-
-class ParserExit(Exception):
-    """Raised by generated parser code: the parser stops with this error code."""
-
-    def __init__(self, code: int):
-        super().__init__(code)
-        self.code = code
-
-
-class PacketAbort(Exception):
-    """The packet cannot go on (failed assert, stack index out of range): it is dropped."""
-
-
-class Pkt:
-    """Per-packet context next to the field list: raw bytes, parse offset, pending operations."""
-
-    __slots__ = ("data", "off", "exit", "clone", "resubmit", "recirc", "trunc", "digest", "ilen", "plen")
-
-    def __init__(self, data: bytes, ilen: int):
-        self.data, self.off, self.exit = data, 0, False
-        self.clone = self.resubmit = self.recirc = self.trunc = self.digest = None
-        self.ilen = self.plen = ilen
-
-
-# ----------------------------------------------------------------------- layout --
-
-@dataclass
-class HeaderLayout:
-    name: str
-    hid: int
-    metadata: bool
-    valid: int
-    fields: list[tuple[str, int, bool, int]]  # (name, width, signed, index)
-    fidx: dict[str, int]
-    nbits: int                      # fixed-width bits (a varbit field adds its current length)
-    siblings: tuple[int, ...] = ()  # validity slots of the other members of its union
-    vl: tuple[int, int, int] | None = None  # varbit field: (position in fields, value slot, length slot)
-    max_vl: int = 0                 # most bits the varbit field may hold
-
-    @property
-    def slots(self) -> tuple[int, ...]:
-        """Every slot of the header but validity: fields, then the varbit length."""
-        return tuple(idx for *_, idx in self.fields) + ((self.vl[2],) if self.vl else ())
-
-
-@dataclass
-class StackLayout:
-    name: str
-    sid: int
-    headers: list[str]
-    next: int
-
-
-class Layout:
-    """Where each field, validity bit and stack counter lives in `F`."""
-
-    def __init__(self, j: dict):
-        types, max_len = {}, {}
-        for t in j.get("header_types", []):
-            flds = []
-            for f in t.get("fields", []):
-                if f[1] == "*":
-                    if any(w is None for _, w, _ in flds):
-                        raise PipelineError(f"header type '{t['name']}': more than one varbit field")
-                    if t.get("max_length") is None:
-                        raise PipelineError(f"header type '{t['name']}': varbit field '{f[0]}' without max_length")
-                    flds.append((f[0], None, False))
-                    continue
-                if not isinstance(f[1], int) or f[1] <= 0:
-                    raise PipelineError(f"header type '{t['name']}': field '{f[0]}' has bad width {f[1]!r}")
-                flds.append((f[0], f[1], bool(f[2]) if len(f) > 2 else False))
-            types[t["name"]] = flds
-            max_len[t["name"]] = t.get("max_length")
-        self.size = 0
-        self.headers: dict[str, HeaderLayout] = {}
-        self.by_id: dict[int, str] = {}
-        self.template: list[int] = []
-        self.masks: list[int] = []  # what a slot can hold (standard metadata writes are masked with it)
-        self.meta_slots: list[int] = []
-        for i, h in enumerate(j.get("headers", [])):
-            if h["header_type"] not in types:
-                raise PipelineError(f"header '{h['name']}': unknown header type '{h['header_type']}'")
-            meta = bool(h.get("metadata"))
-            valid = self._slot(1 if meta else 0)
-            fl, fidx, vl = [], {}, None
-            for pos, (fname, width, signed) in enumerate(types[h["header_type"]]):
-                idx = self._slot(0, (1 << (width or 0)) - 1)
-                if width is None:
-                    if meta:
-                        raise PipelineError(f"metadata '{h['name']}': varbit field '{fname}' is not supported")
-                    vl = (pos, idx, self._slot(0, 0xFFFF))
-                    width = 0
-                fl.append((fname, width, signed, idx))
-                fidx[fname] = idx
-                if meta:
-                    self.meta_slots.append(idx)
-            nbits = sum(w for _, w, _, _ in fl)
-            if not meta and nbits % 8:
-                raise PipelineError(f"header '{h['name']}': {nbits} bits is not a whole number of bytes")
-            hl = HeaderLayout(h["name"], i, meta, valid, fl, fidx, nbits, vl=vl)
-            if vl:
-                hl.max_vl = max(0, int(max_len[h["header_type"]]) * 8 - nbits)
-            self.headers[h["name"]] = hl
-            self.by_id[h["id"]] = h["name"]
-        self.stacks: dict[str, StackLayout] = {}
-        for s in j.get("header_stacks", []):
-            names = [self.by_id[i] for i in s.get("header_ids", [])]
-            self.stacks[s["name"]] = StackLayout(s["name"], len(self.stacks), names, self._slot(0, 0xFFFF))
-        self.unions: dict[str, list[str]] = {}
-        self.union_members: dict[str, list[str]] = {}  # union -> member names, in header order
-        member_names = {t["name"]: [m[0] for m in t.get("headers", [])] for t in j.get("header_union_types", [])}
-        by_union_id = {}
-        for u in j.get("header_unions", []):
-            names = [self.by_id[i] for i in u.get("header_ids", [])]
-            self.unions[u["name"]] = names
-            self.union_members[u["name"]] = member_names.get(u.get("union_type"), [])
-            by_union_id[u["id"]] = u["name"]
-            for n in names:
-                self.headers[n].siblings = tuple(self.headers[o].valid for o in names if o != n)
-        self.union_stacks: dict[str, StackLayout] = {}  # .headers holds the union names here
-        for s in j.get("header_union_stacks", []):
-            names = [by_union_id[i] for i in s.get("header_union_ids", [])]
-            self.union_stacks[s["name"]] = StackLayout(s["name"], len(self.union_stacks), names,
-                                                       self._slot(0, 0xFFFF))
-
-    def _slot(self, init: int, mask: int = 1) -> int:
-        self.masks.append(mask)
-        self.template.append(init)
-        self.size += 1
-        return self.size - 1
-
-    def field(self, ref: list, where: str) -> tuple[int, int, bool]:
-        """(index, width, signed) of field [header, field]; `$valid$` is the validity slot."""
-        if not (isinstance(ref, list) and len(ref) == 2):
-            raise PipelineError(f"{where}: bad field reference {ref!r}")
-        h = self.headers.get(ref[0])
-        if h is None:
-            raise PipelineError(f"{where}: unknown header instance '{ref[0]}'")
-        if ref[1] == "$valid$":
-            return h.valid, 1, False
-        for fname, width, signed, idx in h.fields:
-            if fname == ref[1]:
-                if h.vl and h.vl[1] == idx:
-                    raise PipelineError(f"{where}: varbit field '{ref[0]}.{ref[1]}' can only be extracted, "
-                                        "emitted, copied (assign_VL) or checksummed")
-                return idx, width, signed
-        raise PipelineError(f"{where}: header '{ref[0]}' has no field '{ref[1]}'")
-
-    def varbit(self, ref: list) -> tuple[int, int] | None:
-        """(value slot, length slot) if [header, field] is a varbit field."""
-        h = self.headers.get(ref[0]) if isinstance(ref, list) and len(ref) == 2 else None
-        if h is not None and h.vl and h.fields[h.vl[0]][0] == ref[1]:
-            return h.vl[1], h.vl[2]
-        return None
-
-    def header(self, name: str, where: str) -> HeaderLayout:
-        if name not in self.headers:
-            raise PipelineError(f"{where}: unknown header instance '{name}'")
-        return self.headers[name]
-
-    def union_stack_member(self, stack: str, member: str, where: str) -> list[str]:
-        """The header of union member `member` in each element of union stack `stack`."""
-        us = self.union_stacks.get(stack)
-        if us is None:
-            raise PipelineError(f"{where}: unknown header union stack '{stack}'")
-        out = []
-        for u in us.headers:
-            members = self.union_members[u]
-            if member not in members:
-                raise PipelineError(f"{where}: union '{u}' has no member '{member}'")
-            out.append(self.unions[u][members.index(member)])
-        return out
-
-    def stack(self, name: str, where: str) -> StackLayout:
-        if name not in self.stacks:
-            raise PipelineError(f"{where}: unknown header stack '{name}'")
-        return self.stacks[name]
-
-
-# ------------------------------------------------------------------ expressions --
-
-@dataclass
-class Expr:
-    code: str
-    kind: str = "data"        # data | bool | header | stack | union | string | list
-    lo: int | None = None     # known bounds of the value (None: unknown)
-    hi: int | None = None
-    reads: frozenset | None = frozenset()  # F slots read; None: not pure, never hoisted
-    name: str | None = None   # static header / stack / union name
-    const: int | None = None
-    items: list = field(default_factory=list)
-
-
-def _urange(width: int) -> tuple[int, int]:
-    return 0, (1 << width) - 1
-
-
-def _srange(width: int) -> tuple[int, int]:
-    return -(1 << (width - 1)), (1 << (width - 1)) - 1
-
-
-def _fits(e: "Expr", lo: int, hi: int) -> bool:
-    return e.lo is not None and e.hi is not None and lo <= e.lo and e.hi <= hi
-
-
-def _field_expr(code: str, width: int, signed: bool, reads) -> "Expr":
-    lo, hi = _srange(width) if signed else _urange(width)
-    return Expr(code, lo=lo, hi=hi, reads=reads)
-
-
-def _bounds(op: str, a: "Expr", b: "Expr") -> tuple[int | None, int | None]:
-    """Bounds of `a op b` from the bounds of a and b (interval arithmetic)."""
-    if None in (a.lo, a.hi, b.lo, b.hi):
-        if op == "&":
-            nonneg = [x.hi for x in (a, b) if x.lo is not None and x.lo >= 0 and x.hi is not None]
-            return (0, min(nonneg)) if nonneg else (None, None)
-        return None, None
-    if op == "+":
-        return a.lo + b.lo, a.hi + b.hi
-    if op == "-":
-        return a.lo - b.hi, a.hi - b.lo
-    if op == "*":
-        products = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
-        return min(products), max(products)
-    if op in ("&", "|", "^"):
-        if a.lo >= 0 and b.lo >= 0:
-            top = (1 << max(a.hi.bit_length(), b.hi.bit_length())) - 1
-            return (0, min(a.hi, b.hi)) if op == "&" else (0, top)
-        if op == "&":
-            nonneg = [x.hi for x in (a, b) if x.lo >= 0]
-            return (0, min(nonneg)) if nonneg else (None, None)
-    return None, None
-
-
-def _hex(v: Any, where: str) -> int:
-    try:
-        return int(v, 16) if isinstance(v, str) else int(v)
-    except (TypeError, ValueError):
-        raise PipelineError(f"{where}: bad hexstr {v!r}") from None
-
-
-def _union(*es: Expr) -> frozenset | None:
-    out = frozenset()
-    for e in es:
-        if e.reads is None:
-            return None
-        out |= e.reads
-    return out
-
-
-def _count_subexpressions(obj: Any, counts: dict[str, int]) -> None:
-    if isinstance(obj, dict):
-        if "op" in obj and ("left" in obj or "right" in obj):
-            key = json.dumps(obj, sort_keys=True)
-            counts[key] = counts.get(key, 0) + 1
-        for v in obj.values():
-            _count_subexpressions(v, counts)
-    elif isinstance(obj, list):
-        for v in obj:
-            _count_subexpressions(v, counts)
-
-
-ARITH = {"+": "+", "-": "-", "*": "*", "|": "|", "^": "^"}
-COMPARE = {"==": "==", "!=": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
-
-
-class Body:
-    """Statements of one generated function, with common-subexpression reuse."""
-
-    def __init__(self, comp: "Compiler", where: str, params: tuple[int, ...] = (), counts=None,
-                 parser: bool = False):
-        self.c, self.L, self.where, self.params, self.parser = comp, comp.layout, where, params, parser
-        self.lines: list[str] = []
-        self.counts: dict[str, int] = counts if counts is not None else {}
-        self.avail: dict[str, Expr] = {}
-        self.ntemps = 0
-
-    def err(self, msg: str) -> PipelineError:
-        return PipelineError(f"{self.where}: {msg}")
-
-    def emit(self, line: str) -> None:
-        self.lines.append(line)
-
-    def temp(self) -> str:
-        self.ntemps += 1
-        return f"_t{self.ntemps}"
-
-    # -- reading
-    def ex(self, j: Any) -> Expr:
-        if not isinstance(j, dict):
-            raise self.err(f"expected a type/value object, got {j!r}")
-        t, v = j.get("type"), j.get("value")
-        if t == "expression":
-            if isinstance(v, dict) and "op" in v:
-                return self.op(v)
-            return self.ex(v)
-        if t == "field":
-            idx, width, signed = self.L.field(v, self.where)
-            return _field_expr(f"F[{idx}]", width, signed, frozenset([idx]))
-        if t == "hexstr":
-            n = _hex(v, self.where)
-            return Expr(repr(n), lo=n, hi=n, const=n)
-        if t == "bool":
-            return Expr("True" if v else "False", kind="bool")
-        if t in ("runtime_data", "local"):
-            if not isinstance(v, int) or not 0 <= v < len(self.params):
-                raise self.err(f"action parameter index {v!r} out of range")
-            return _field_expr(f"d{v}", self.params[v], False, frozenset())
-        if t == "header":
-            h = self.L.header(v, self.where)
-            return Expr(str(h.hid), kind="header", name=v)
-        if t == "header_stack":
-            s = self.L.stack(v, self.where)
-            return Expr(str(s.sid), kind="stack", name=v)
-        if t == "header_union":
-            if v not in self.L.unions:
-                raise self.err(f"unknown header union '{v}'")
-            return Expr("None", kind="union", name=v)
-        if t == "header_union_stack":
-            if v not in self.L.union_stacks:
-                raise self.err(f"unknown header union stack '{v}'")
-            return Expr("None", kind="ustack", name=v)
-        if t == "union_stack_field":
-            hdrs = self.L.union_stack_member(v[0], v[1], self.where)
-            h = self.L.headers[hdrs[0]]
-            if v[2] not in h.fidx:
-                raise self.err(f"union member '{v[1]}' has no field '{v[2]}'")
-            pos = [n for n, *_ in h.fields].index(v[2])
-            _, width, signed, _ = h.fields[pos]
-            idxs = tuple(self.L.headers[n].fields[pos][3] for n in hdrs)
-            nxt = self.L.union_stacks[v[0]].next
-            return _field_expr(f"F[_last({self.c.const(idxs)}, F[{nxt}])]", width, signed, None)
-        if t == "stack_field":
-            s = self.L.stack(v[0], self.where)
-            h = self.L.header(s.headers[0], self.where) if s.headers else None
-            if h is None or v[1] not in h.fidx:
-                raise self.err(f"stack '{v[0]}' has no field '{v[1]}'")
-            pos = [n for n, *_ in h.fields].index(v[1])
-            _, width, signed, _ = h.fields[pos]
-            idxs = tuple(self.L.headers[n].fields[pos][3] for n in s.headers)
-            name = self.c.const(idxs)
-            return _field_expr(f"F[_last({name}, F[{s.next}])]", width, signed, None)
-        if t == "register":
-            reg = self.c.register(v[0], self.where)
-            idx = self.ex(v[1])
-            return _field_expr(f"{reg}.read({idx.code})", self.c.j_registers[v[0]]["bitwidth"], False, None)
-        if t == "lookahead":
-            if not self.parser:
-                raise self.err("lookahead outside a parser")
-            off, width = v
-            return _field_expr(f"_lookahead(P, {int(off)}, {int(width)})", int(width), False, None)
-        if t == "string":
-            return Expr(repr(str(v)), kind="string", reads=None)
-        if t == "parameters_vector":
-            return Expr("", kind="list", items=[self.ex(x) for x in v], reads=None)
-        raise self.err(f"unsupported expression type '{t}'")
-
-    def op(self, v: dict) -> Expr:
-        key = json.dumps(v, sort_keys=True)
-        hit = self.avail.get(key)
-        if hit is not None:
-            return hit
-        e = self._op(v)
-        if (self.counts.get(key, 0) > 1 and e.reads is not None and e.kind in ("data", "bool")
-                and e.const is None and not e.code.startswith("_t")):
-            name = self.temp()
-            self.emit(f"{name} = {e.code}")
-            e = Expr(name, e.kind, e.lo, e.hi, e.reads)
-            self.avail[key] = e
-        return e
-
-    def invalidate(self, written: set[int] | None) -> None:
-        if written is None:
-            self.avail.clear()
-            return
-        for k in [k for k, e in self.avail.items() if e.reads is None or e.reads & written]:
-            del self.avail[k]
-
-    def data(self, e: Expr) -> Expr:
-        if e.kind == "bool":
-            return Expr(f"(1 if {e.code} else 0)", lo=0, hi=1, reads=e.reads)
-        if e.kind != "data":
-            raise self.err(f"expected a data value, got a {e.kind}")
-        return e
-
-    def boolean(self, e: Expr) -> Expr:
-        if e.kind == "data":
-            return Expr(f"({e.code} != 0)", kind="bool", reads=e.reads)
-        if e.kind != "bool":
-            raise self.err(f"expected a boolean, got a {e.kind}")
-        return e
-
-    def _op(self, v: dict) -> Expr:
-        op = v.get("op")
-        left, right = v.get("left"), v.get("right")
-        if op in ("not", "d2b", "b2d", "~", "valid", "valid_union", "last_stack_index", "size_stack"):
-            r = self.ex(right)
-            if op == "not":
-                r = self.boolean(r)
-                return Expr(f"(not {r.code})", kind="bool", reads=r.reads)
-            if op == "d2b":
-                return self.boolean(r)
-            if op == "b2d":
-                return self.data(r)
-            if op == "~":
-                r = self.data(r)
-                lo, hi = (-r.hi - 1, -r.lo - 1) if r.lo is not None and r.hi is not None else (None, None)
-                return Expr(f"(~{r.code})", lo=lo, hi=hi, reads=r.reads)
-            if op == "valid":
-                if r.kind != "header":
-                    raise self.err("'valid' needs a header")
-                if r.name is not None:
-                    slot = self.L.headers[r.name].valid
-                    return Expr(f"(F[{slot}] != 0)", kind="bool", reads=frozenset([slot]))
-                return Expr(f"(F[HV[{r.code}]] != 0)", kind="bool", reads=None)
-            if op == "valid_union":
-                if r.kind != "union":
-                    raise self.err("'valid_union' needs a header union")
-                slots = [self.L.headers[n].valid for n in self.L.unions[r.name]]
-                code = " or ".join(f"F[{s}] != 0" for s in slots) or "False"
-                return Expr(f"({code})", kind="bool", reads=frozenset(slots))
-            if r.kind not in ("stack", "ustack"):
-                raise self.err(f"'{op}' needs a header stack")
-            s = self.L.stacks[r.name] if r.kind == "stack" else self.L.union_stacks[r.name]
-            code = f"(F[{s.next}] - 1)" if op == "last_stack_index" else f"F[{s.next}]"
-            return Expr(code, lo=-1, hi=len(s.headers), reads=frozenset([s.next]))
-        if op == "?":
-            c = self.boolean(self.ex(v.get("cond")))
-            a, b = self.ex(left), self.ex(right)
-            if a.kind == "bool" and b.kind == "bool":
-                return Expr(f"({a.code} if {c.code} else {b.code})", kind="bool", reads=_union(a, b, c))
-            a, b = self.data(a), self.data(b)
-            lo = min(a.lo, b.lo) if a.lo is not None and b.lo is not None else None
-            hi = max(a.hi, b.hi) if a.hi is not None and b.hi is not None else None
-            return Expr(f"({a.code} if {c.code} else {b.code})", lo=lo, hi=hi, reads=_union(a, b, c))
-        if op in ("and", "or"):
-            a, b = self.boolean(self.ex(left)), self.boolean(self.ex(right))
-            return Expr(f"({a.code} {op} {b.code})", kind="bool", reads=_union(a, b))
-        if op == "dereference_header_stack":
-            s = self.ex(left)
-            if s.kind != "stack":
-                raise self.err("'dereference_header_stack' needs a header stack")
-            idx = self.data(self.ex(right))
-            hids = tuple(self.L.headers[n].hid for n in self.L.stacks[s.name].headers)
-            return Expr(f"_elem({self.c.const(hids)}, {idx.code})", kind="header", reads=None)
-        if op == "access_field":
-            h = self.ex(left)
-            if h.kind != "header" or not isinstance(right, int):
-                raise self.err("'access_field' needs a header and a field offset")
-            if h.name is not None:
-                hl = self.L.headers[h.name]
-                if not 0 <= right < len(hl.fields):
-                    raise self.err(f"field offset {right} out of range for header '{h.name}'")
-                _, width, signed, idx = hl.fields[right]
-                return _field_expr(f"F[{idx}]", width, signed, frozenset([idx]))
-            _, width, signed = self.c.dynamic_field_type(left, right, self.where)
-            return _field_expr(f"F[HF[{h.code}][{right}]]", width, signed, None)
-        if op in ("dereference_union_stack", "access_union_header"):
-            raise self.err(f"unsupported expression op '{op}' (header union stacks)")
-        a, b = self.ex(left), self.ex(right)
-        if op in COMPARE:
-            if a.kind == "bool" and b.kind == "bool":
-                return Expr(f"({a.code} {COMPARE[op]} {b.code})", kind="bool", reads=_union(a, b))
-            a, b = self.data(a), self.data(b)
-            return Expr(f"({a.code} {COMPARE[op]} {b.code})", kind="bool", reads=_union(a, b))
-        a, b = self.data(a), self.data(b)
-        reads = _union(a, b)
-        if op == "&":
-            for x, m in ((a, b), (b, a)):  # masking a value that already fits changes nothing
-                if m.const is not None and m.const >= 0 and not m.const & (m.const + 1) and _fits(x, 0, m.const):
-                    return x
-            lo, hi = _bounds("&", a, b)
-            return Expr(f"({a.code} & {b.code})", lo=lo, hi=hi, reads=reads)
-        if op in ARITH:
-            lo, hi = _bounds(op, a, b)
-            return Expr(f"({a.code} {ARITH[op]} {b.code})", lo=lo, hi=hi, reads=reads)
-        if op == "<<":
-            if b.const is not None:
-                if b.const < 0:
-                    raise self.err("negative shift amount")
-                lo, hi = (a.lo << b.const, a.hi << b.const) if a.lo is not None and a.hi is not None else (None, None)
-                return Expr(f"({a.code} << {b.const})", lo=lo, hi=hi, reads=reads)
-            if b.lo is not None and b.lo >= 0 and b.hi is not None and b.hi <= 4096:
-                lo, hi = (a.lo << b.lo, a.hi << b.hi) if a.lo is not None and a.lo >= 0 and a.hi is not None \
-                    else (None, None)
-                return Expr(f"({a.code} << {b.code})", lo=lo, hi=hi, reads=reads)
-            return Expr(f"_shl({a.code}, {b.code})", reads=None)
-        if op == ">>":
-            if b.const is not None:
-                if b.const < 0:
-                    raise self.err("negative shift amount")
-                lo, hi = (a.lo >> b.const, a.hi >> b.const) if a.lo is not None and a.hi is not None else (None, None)
-                return Expr(f"({a.code} >> {b.const})", lo=lo, hi=hi, reads=reads)
-            lo, hi = (min(a.lo, 0), max(a.hi, 0)) if a.lo is not None and a.hi is not None else (None, None)
-            if b.lo is not None and b.lo >= 0:  # never negative: a plain, pure shift
-                return Expr(f"({a.code} >> {b.code})", lo=lo, hi=hi, reads=reads)
-            return Expr(f"_shr({a.code}, {b.code})", lo=lo, hi=hi, reads=None)
-        if op in ("/", "%"):
-            lo, hi = (0, a.hi) if a.lo is not None and a.lo >= 0 and a.hi is not None else (None, None)
-            return Expr(f"{'_div' if op == '/' else '_mod'}({a.code}, {b.code})", lo=lo, hi=hi, reads=None)
-        if op in ("two_comp_mod", "sat_cast", "usat_cast"):
-            if b.const is None or b.const <= 0:
-                raise self.err(f"'{op}' needs a constant positive width")
-            w = b.const
-            lo, hi = _urange(w) if op == "usat_cast" else _srange(w)
-            if _fits(a, lo, hi):
-                return a
-            if op in ("usat_cast", "sat_cast"):
-                return Expr(f"min(max({a.code}, {lo}), {hi})", lo=lo, hi=hi, reads=reads)
-            return Expr(f"((({a.code}) + {1 << (w - 1)} & {(1 << w) - 1}) - {1 << (w - 1)})", lo=lo, hi=hi,
-                        reads=reads)
-        raise self.err(f"unsupported expression op '{op}'")
-
-    # -- writing
-    def fit(self, e: Expr, width: int, signed: bool) -> str:
-        e = self.data(e)
-        if signed:
-            if _fits(e, *_srange(width)):
-                return e.code
-            h, m = 1 << (width - 1), (1 << width) - 1
-            return f"((({e.code}) + {h} & {m}) - {h})"
-        if _fits(e, *_urange(width)):
-            return e.code
-        return f"({e.code}) & {(1 << width) - 1}"
-
-    def lvalue(self, j: dict) -> tuple[str, int, bool, set[int] | None]:
-        """(target code, width, signed, slots written) of an assignment target."""
-        t, v = j.get("type"), j.get("value")
-        if t == "field":
-            idx, width, signed = self.L.field(v, self.where)
-            if v[1] == "$valid$":
-                raise self.err(f"cannot assign to validity of '{v[0]}'")
-            return f"F[{idx}]", width, signed, {idx}
-        if t == "expression":
-            inner = v
-            if isinstance(inner, dict) and "op" not in inner:
-                return self.lvalue(inner)
-            if inner.get("op") == "access_field":
-                h = self.ex(inner["left"])
-                if h.kind == "header" and h.name is not None:
-                    _, width, signed, idx = self.L.headers[h.name].fields[inner["right"]]
-                    return f"F[{idx}]", width, signed, {idx}
-                _, width, signed = self.c.dynamic_field_type(inner["left"], inner["right"], self.where)
-                return f"F[HF[{h.code}][{inner['right']}]]", width, signed, None
-            raise self.err(f"expression op '{inner.get('op')}' is not an assignable value")
-        if t == "stack_field":
-            e = self.ex(j)
-            s = self.L.stack(v[0], self.where)
-            h = self.L.headers[s.headers[0]]
-            _, width, signed, _ = h.fields[[n for n, *_ in h.fields].index(v[1])]
-            return e.code, width, signed, None
-        raise self.err(f"'{t}' is not an assignable value")
-
-    def header_ref(self, j: dict) -> Expr:
-        e = self.ex(j)
-        if e.kind != "header":
-            raise self.err(f"expected a header, got {j!r}")
-        return e
-
-    def assign(self, dst: dict, src: dict) -> None:
-        code, width, signed, written = self.lvalue(dst)
-        e = self.ex(src)
-        self.emit(f"{code} = {self.fit(e, width, signed)}")
-        self.invalidate(written)
-
-    def set_valid(self, h: Expr, valid: bool, reset: bool) -> None:
-        if h.name is None:
-            self.emit(f"_set_valid(F, P, {h.code}, {int(valid)}, {int(reset)})")
-            return
-        hl = self.L.headers[h.name]
-        # like simple_switch, add_header/remove_header keep the packet length register current
-        size = 0 if hl.metadata else hl.nbits // 8
-        if valid:
-            if reset:
-                self.emit(f"if not F[{hl.valid}]:")
-                for idx in hl.slots:
-                    self.emit(f"    F[{idx}] = 0")
-                self.emit(f"    P.plen += {size}")
-            self.emit(f"F[{hl.valid}] = 1")
-            for s in hl.siblings:
-                self.emit(f"F[{s}] = 0")
-        else:
-            self.emit(f"if F[{hl.valid}]: P.plen -= {size}")
-            self.emit(f"F[{hl.valid}] = 0")
-
-    # -- primitives
-    def primitive(self, p: dict) -> bool:
-        """Emit one primitive; True if it ends the function (exit)."""
-        op = p.get("op")
-        ps = p.get("parameters", [])
-        where = f"{self.where}: primitive '{op}'"
-        n = len(ps)
-
-        def need(k: int) -> None:
-            if n != k:
-                raise PipelineError(f"{where}: expected {k} parameters, got {n}")
-
-        if op in ("assign", "modify_field"):
-            need(2)
-            self.assign(ps[0], ps[1])
-        elif op == "assign_VL":
-            need(2)
-            d = self.L.varbit(ps[0].get("value"))
-            s_ = self.L.varbit(ps[1].get("value"))
-            if d is None or s_ is None:
-                raise PipelineError(f"{where}: both parameters must be varbit fields")
-            self.emit(f"F[{d[0]}] = F[{s_[0]}]; F[{d[1]}] = F[{s_[1]}]")
-            self.invalidate(None)
-        elif op == "assign_header":
-            need(2)
-            d, s = self.header_ref(ps[0]), self.header_ref(ps[1])
-            self.emit(f"_copy_header(F, {d.code}, {s.code})")
-            self.invalidate(None)
-        elif op == "assign_union":
-            need(2)
-            d, s = self.ex(ps[0]), self.ex(ps[1])
-            if d.kind != "union" or s.kind != "union":
-                raise PipelineError(f"{where}: expected two header unions")
-            for a, b in zip(self.L.unions[d.name], self.L.unions[s.name]):
-                self.emit(f"_copy_header(F, {self.L.headers[a].hid}, {self.L.headers[b].hid})")
-            self.invalidate(None)
-        elif op == "assign_header_stack":
-            need(2)
-            d, s = self.ex(ps[0]), self.ex(ps[1])
-            if d.kind != "stack" or s.kind != "stack":
-                raise PipelineError(f"{where}: expected two header stacks")
-            sd, ss = self.L.stacks[d.name], self.L.stacks[s.name]
-            for a, b in zip(sd.headers, ss.headers):
-                self.emit(f"_copy_header(F, {self.L.headers[a].hid}, {self.L.headers[b].hid})")
-            self.emit(f"F[{sd.next}] = F[{ss.next}]")
-            self.invalidate(None)
-        elif op in ("add_header", "setValid", "remove_header", "setInvalid", "add_header_fast"):
-            need(1)
-            h = self.header_ref(ps[0])
-            self.set_valid(h, op in ("add_header", "setValid", "add_header_fast"), op == "add_header")
-            self.invalidate(None)
-        elif op in ("push", "pop"):
-            need(2)
-            s = self.ex(ps[0])
-            count = self.data(self.ex(ps[1]))
-            if s.kind == "stack":
-                stack = self.L.stacks[s.name]
-                elems = tuple((self.L.headers[x].hid,) for x in stack.headers)
-            elif s.kind == "ustack":
-                stack = self.L.union_stacks[s.name]
-                elems = tuple(tuple(self.L.headers[h].hid for h in self.L.unions[u]) for u in stack.headers)
-            else:
-                raise PipelineError(f"{where}: expected a header stack")
-            self.emit(f"_{op}(F, {self.c.const(elems)}, {stack.next}, {count.code})")
-            self.invalidate(None)
-        elif op == "assign_union_stack":
-            need(2)
-            d, s = self.ex(ps[0]), self.ex(ps[1])
-            if d.kind != "ustack" or s.kind != "ustack":
-                raise PipelineError(f"{where}: expected two header union stacks")
-            sd, ss = self.L.union_stacks[d.name], self.L.union_stacks[s.name]
-            for ud, us in zip(sd.headers, ss.headers):
-                for a, b in zip(self.L.unions[ud], self.L.unions[us]):
-                    self.emit(f"_copy_header(F, {self.L.headers[a].hid}, {self.L.headers[b].hid})")
-            self.emit(f"F[{sd.next}] = F[{ss.next}]")
-            self.invalidate(None)
-        elif op in ("mark_to_drop", "drop"):
-            sm = self.c.sm
-            if sm["egress_spec"] is None:
-                raise PipelineError(f"{where}: the program has no standard_metadata.egress_spec")
-            self.emit(f"F[{sm['egress_spec']}] = {self.c.drop_port}")
-            if sm["mcast_grp"] is not None:
-                self.emit(f"F[{sm['mcast_grp']}] = 0")
-            self.invalidate(None)
-        elif op == "exit":
-            self.emit("P.exit = True")
-            self.emit("return")
-            return True
-        elif op == "no_op":
-            pass
-        elif op == "count":
-            need(2)
-            ctr = self.c.counter(ps[0], where)
-            idx = self.data(self.ex(ps[1]))
-            self.emit(f"{ctr}.count({idx.code}, P.ilen)")
-        elif op == "execute_meter":
-            need(3)
-            m = self.c.meter(ps[0], where)
-            idx = self.data(self.ex(ps[1]))
-            code, width, signed, written = self.lvalue(ps[2])
-            self.emit(f"_c = {m}.execute({idx.code}, P.ilen)")
-            self.emit(f"if _c is not None: {code} = _c")
-            self.invalidate(written)
-        elif op == "register_read":
-            need(3)
-            code, width, signed, written = self.lvalue(ps[0])
-            reg = self.c.register_param(ps[1], where)
-            idx = self.data(self.ex(ps[2]))
-            self.emit(f"{code} = {self.fit(Expr(f'{reg}.read({idx.code})', reads=None), width, signed)}")
-            self.invalidate(written)
-        elif op == "register_write":
-            need(3)
-            reg = self.c.register_param(ps[0], where)
-            idx = self.data(self.ex(ps[1]))
-            val = self.data(self.ex(ps[2]))
-            self.emit(f"{reg}.write({idx.code}, {val.code})")
-        elif op == "modify_field_with_hash_based_offset":
-            need(4)
-            code, width, signed, written = self.lvalue(ps[0])
-            base = self.data(self.ex(ps[1]))
-            if ps[2].get("type") != "calculation":
-                raise PipelineError(f"{where}: third parameter must be a calculation")
-            calc = self.c.calculation(ps[2]["value"], where)
-            size = self.data(self.ex(ps[3]))
-            val = Expr(f"(_hash({calc}, F, P, {size.code}) + {base.code})", reads=None)
-            self.emit(f"{code} = {self.fit(val, width, signed)}")
-            self.invalidate(written)
-        elif op == "modify_field_rng_uniform":
-            need(3)
-            code, width, signed, written = self.lvalue(ps[0])
-            lo, hi = self.data(self.ex(ps[1])), self.data(self.ex(ps[2]))
-            self.emit(f"_lo, _hi = {lo.code}, {hi.code}")
-            self.emit(f"if _lo <= _hi: {code} = {self.fit(Expr('_rand(_lo, _hi)', reads=None), width, signed)}")
-            self.invalidate(written)
-        elif op in ("clone_ingress_pkt_to_egress", "clone_egress_pkt_to_egress"):
-            need(2)
-            sess, fl = self.data(self.ex(ps[0])), self.data(self.ex(ps[1]))
-            self.emit(f"P.clone = ({sess.code}, {fl.code})")
-        elif op in ("resubmit", "recirculate"):
-            need(1)
-            fl = self.data(self.ex(ps[0]))
-            self.emit(f"P.{'resubmit' if op == 'resubmit' else 'recirc'} = {fl.code}")
-        elif op == "truncate":
-            need(1)
-            ln = self.data(self.ex(ps[0]))
-            self.emit(f"P.trunc = {ln.code}")
-        elif op == "log_msg":
-            if n not in (1, 2):
-                raise PipelineError(f"{where}: expected 1 or 2 parameters, got {n}")
-            fmt = self.ex(ps[0])
-            args = self.ex(ps[1]).items if n == 2 else []
-            vals = ", ".join(self.data(a).code for a in args)
-            self.emit(f"_log_msg({fmt.code}, [{vals}])")
-        elif op in ("assert", "assume"):
-            need(1)
-            c = self.boolean(self.ex(ps[0]))
-            self.emit(f"if not {c.code}: _fail({op!r}, {self.where!r})")
-        elif op == "generate_digest":
-            need(2)
-            lid = self.data(self.ex(ps[1]))
-            if lid.const is not None and lid.const not in self.c.learn_lists:
-                raise PipelineError(f"{where}: unknown learn list id {lid.const}")
-            self.emit(f"P.digest = {lid.code}")
-        else:
-            raise PipelineError(f"{where}: unsupported primitive")
-        return False
-
 
 # --------------------------------------------------------------- generated helpers --
 
@@ -905,7 +142,14 @@ def _make_helpers(layout: Layout, drop_port: int) -> dict:
     def _fail(what, where):
         raise PacketAbort(f"{what} failed in {where}")
 
-    return {k: v for k, v in locals().items() if k.startswith("_") or k in ("HV", "HF")} | {
+    _now = time.monotonic
+    trace_log = logging.getLogger("embedded_switch.trace")
+    NAMES: dict = {}  # generated function -> what it is in the P4 program, filled after exec
+
+    def _trace(fn):
+        trace_log.debug("  %s", NAMES.get(fn, fn.__name__))
+
+    return {k: v for k, v in locals().items() if k.startswith("_") or k in ("HV", "HF", "NAMES")} | {
         "ParserExit": ParserExit, "PacketAbort": PacketAbort}
 
 
@@ -924,6 +168,9 @@ class CompiledProgram:
     egress: Callable
     update: Callable
     deparse: Callable
+    parse_trace: Callable    # the same three, logging each parser state and control node
+    ingress_trace: Callable
+    egress_trace: Callable
     sm: dict[str, int | None]
     tables: dict[str, Table]
     table_actions: dict[str, dict[str, ActionRt]]  # table -> action name -> action
@@ -1014,8 +261,7 @@ class Compiler:
         while isinstance(v, dict) and "op" not in v:
             v = v.get("value", {})
         if isinstance(v, dict) and v.get("op") == "dereference_header_stack":
-            s = self.layout.stack(v["left"]["value"], where)
-            h = self.layout.headers[s.headers[0]]
+            h = self.layout.headers[self.layout.stack(v["left"]["value"], where).headers[0]]
             if not 0 <= offset < len(h.fields):
                 raise PipelineError(f"{where}: field offset {offset} out of range")
             name, width, signed, _ = h.fields[offset]
@@ -1224,6 +470,7 @@ class Compiler:
         pname = p["name"]
         states = {s["name"]: s for s in p.get("parse_states", [])}
         fname = {s["name"]: f"ps{s['id']}" for s in p.get("parse_states", [])}
+        self.parse_states = fname
         for s in p.get("parse_states", []):
             where = f"parser '{pname}' state '{s['name']}'"
             body = Body(self, where, parser=True)
@@ -1509,6 +756,8 @@ class Compiler:
             if exits:
                 body.emit("    if P.exit: return None")
             body.emit(f"    return {nmiss if hitmiss else f'{nx_name}[d[0].aid]'}")
+            if t.get("support_timeout"):
+                body.emit("e.last_hit = _now()")
             if t.get("with_counters"):
                 body.emit("c = e.ctr; c[0] += 1; c[1] += P.ilen")
             dm = t.get("direct_meters")
@@ -1544,6 +793,8 @@ class Compiler:
         fn = f"pipe_{len(self.pipes)}"
         self.pipes.append(fn)
         self.emit_function(f"def {fn}(F, P):", [f"n = {init}", "while n is not None:", "    n = n(F, P)"])
+        self.emit_function(f"def {fn}_trace(F, P):", [f"n = {init}", "while n is not None:", "    _trace(n)",
+                                                       "    n = n(F, P)"])
         self.nodes.update(nodes)
         return fn
 
@@ -1594,6 +845,7 @@ class Compiler:
     def compile(self) -> CompiledProgram:
         j = self.j
         self.deferred: list = []
+        self.parse_states: dict[str, str] = {}
         self.nodes: dict[str, str] = {}  # table / conditional name -> generated function
         self.pipes: list[str] = []
         unpackers = {}
@@ -1629,17 +881,21 @@ class Compiler:
         for p in j.get("pipelines", []):
             pipes[p["name"]] = self.compile_pipeline(p, actions_by_id, tables, table_actions,
                                                      profiles)
-        self.emit_function("def parse(F, P):", [
-            f"s = {parse_init}", f"n = {MAX_PARSER_STATES}", "try:", "    while s is not None:",
-            "        n -= 1",
-            f"        if not n: raise ParserExit({self.errors['ParserTimeout']})",
-            "        s = s(F, P)", "    return 0", "except ParserExit as x:", "    return x.code"])
+        for name, traced in (("parse", ""), ("parse_trace", "        _trace(s)")):
+            self.emit_function(f"def {name}(F, P):", [
+                f"s = {parse_init}", f"n = {MAX_PARSER_STATES}", "try:", "    while s is not None:",
+                "        n -= 1", f"        if not n: raise ParserExit({self.errors['ParserTimeout']})",
+                *([traced] if traced else []), "        s = s(F, P)", "    return 0",
+                "except ParserExit as x:", "    return x.code"])
         src = "\n".join(self.lines)
         try:
             code = compile(src, "<embedded_switch program>", "exec")
         except (SyntaxError, RecursionError, MemoryError) as exc:
             raise PipelineError(f"generated code does not compile: {exc}") from None
         exec(code, self.ns)
+        self.ns["NAMES"].update({self.ns[fn]: f"{'table' if fn.startswith('nt') else 'condition'} '{name}'"
+                                 for name, fn in self.nodes.items()})
+        self.ns["NAMES"].update({self.ns[fn]: f"parser state '{name}'" for name, fn in self.parse_states.items()})
         self.ns["UNPACK"] = [self.ns.get(f"u{h.hid}") for h in self.layout.headers.values()]
         for aid, fname in action_fns.items():
             self.action_rts[aid].fn = self.ns[fname]
@@ -1649,8 +905,8 @@ class Compiler:
                     raise PipelineError(f"{where}: next node '{n}' does not exist")
             self.ns[nx_name] = {aid: (self.ns[self.nodes[n]] if n is not None else None) for aid, n in by_aid.items()}
         names = list(pipes)
-        ingress = self.ns[pipes["ingress"]] if "ingress" in pipes else (self.ns[pipes[names[0]]] if names else _noop)
-        egress = self.ns[pipes["egress"]] if "egress" in pipes else (self.ns[pipes[names[1]]] if len(names) > 1 else _noop)
+        ingress = pipes.get("ingress") or (pipes[names[0]] if names else None)
+        egress = pipes.get("egress") or (pipes[names[1]] if len(names) > 1 else None)
         field_lists = {}
         for fl in j.get("field_lists", []):
             idxs = []
@@ -1663,7 +919,10 @@ class Compiler:
         direct_meters = {m["name"]: m.get("binding") for m in j.get("meter_arrays", []) if m.get("is_direct")}
         return CompiledProgram(
             info=self.info, layout=self.layout, ns=self.ns, source=src, parse=self.ns["parse"],
-            verify=self.ns[verify], ingress=ingress, egress=egress, update=self.ns[update],
+            verify=self.ns[verify], ingress=self.ns[ingress] if ingress else _noop,
+            egress=self.ns[egress] if egress else _noop, update=self.ns[update],
+            parse_trace=self.ns["parse_trace"], ingress_trace=self.ns[f"{ingress}_trace"] if ingress else _noop,
+            egress_trace=self.ns[f"{egress}_trace"] if egress else _noop,
             deparse=self.ns[deparse], sm=self.sm, tables=tables, table_actions=table_actions,
             actions=self.action_rts, counters=self.counters, direct_counters=direct_counters,
             meters=self.meters, direct_meters=direct_meters, registers=self.registers, profiles=profiles,

@@ -48,6 +48,7 @@ class TableInfo:
     action_profile: str | None
     id: int = 0
     match_type: str = "exact"
+    support_timeout: bool = False  # entries can age (P4Runtime idle timeout)
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,8 @@ def describe(j: dict) -> Program:
                 direct_counter=direct_counter if t.get("with_counters") else None,
                 direct_meter=t.get("direct_meters"),
                 action_profile=t.get("action_profile") if ttype != "simple" else None,
-                id=t.get("id", 0), match_type=t.get("match_type", "exact"))
+                id=t.get("id", 0), match_type=t.get("match_type", "exact"),
+                support_timeout=bool(t.get("support_timeout")))
     parsers = {}
     for p in j.get("parsers", []):
         parsers[p["name"]] = ParserInfo(p["name"], p.get("init_state"),

@@ -36,6 +36,7 @@ class Entry:
     match: tuple = ()  # normalized key used for matching
     ctr: list = field(default_factory=lambda: [0, 0])
     meter: "Meter | None" = None
+    last_hit: float = field(default_factory=time.monotonic)  # kept only for tables with idle timeout
 
 
 class Counter:

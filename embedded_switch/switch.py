@@ -5,6 +5,14 @@ traffic manager (clone, resubmit, multicast, drop, unicast), egress, checksum up
 deparser, recirculation. Every method takes `lock`; every mutating method validates
 everything before it changes anything.
 
+As in simple_switch: instance types NORMAL 0, INGRESS_CLONE 1, EGRESS_CLONE 2, RECIRC 4,
+REPLICATION 5, RESUBMIT 6; resubmitted, recirculated and cloned packets start with their
+metadata reset (ingress_port 0) but for their field list; a select with no matching case
+and no default accepts; add_header/remove_header keep packet_length current for egress;
+const entries use BMv2's order (first listed wins) and report P4Runtime priorities.
+Where it differs: a failed assert drops the packet (BMv2 stops the process), pop_front on
+a header union stack invalidates the last union (the P4 spec; BMv2 leaves it valid).
+
 >>> sw = Switch()
 >>> sw.process(1, b"\\x00" * 20)   # no program loaded: dropped
 []
@@ -20,14 +28,15 @@ from dataclasses import dataclass
 from typing import Callable
 
 from embedded_switch import match as M
-from embedded_switch.compiler import (INSTANCE_EGRESS_CLONE, INSTANCE_INGRESS_CLONE, INSTANCE_NORMAL,
-                                      INSTANCE_RECIRC, INSTANCE_REPLICATION, INSTANCE_RESUBMIT,
-                                      CompiledProgram, Pkt, compile_program)
+from embedded_switch.compiler import CompiledProgram, compile_program
+from embedded_switch.packet import (INSTANCE_EGRESS_CLONE, INSTANCE_INGRESS_CLONE, INSTANCE_NORMAL, INSTANCE_RECIRC,
+                                    INSTANCE_REPLICATION, INSTANCE_RESUBMIT, Pkt)
 from embedded_switch.errors import (AlreadyExists, InvalidArgument, NotFound, PipelineError,
                                     ResourceExhausted, SwitchError)
 from embedded_switch.program import Program
 from embedded_switch.runtime import ActionProfile, ActionRt, Entry, Meter, Table
 
+TRACE_LOG = logging.getLogger("embedded_switch.trace")  # per packet: parser states, tables, conditions
 DROP_PORT = 511
 PORT_LIMIT = 1 << 9          # v1model ports are bit<9>
 MAX_CLONE_SESSION = (1 << 15) - 1
@@ -140,6 +149,7 @@ class Switch:
         self._start = time.monotonic()
         self._digest_handler: Callable[[str, list[int]], None] | None = None
         self._digests: list[tuple[str, list[int]]] = []
+        self._trace = False
         self.stats = collections.Counter()
 
     # ------------------------------------------------------------------ program --
@@ -194,6 +204,8 @@ class Switch:
         return priority
 
     def _new_entry(self, tbl: Table, key: list, priority: int) -> Entry:
+        if not tbl.kinds:
+            raise InvalidArgument(f"table '{tbl.name}' has no key: only its default action can be set")
         if any(e.is_const for e in tbl.entries.values()):
             raise InvalidArgument(f"table '{tbl.name}' has const entries: it cannot be changed")
         match = normalize_key(tbl, key)
@@ -285,6 +297,15 @@ class Switch:
             return [TableEntry(e.handle, list(e.key), e.priority, e.action.name if e.action else None,
                                list(e.args), e.member, e.group, e.is_const)
                     for e in sorted(tbl.entries.values(), key=lambda x: x.handle)]
+
+    def table_entry_idle_time(self, table: str, handle: int) -> float:
+        """Seconds since entry `handle` last matched (or was added), for tables that support
+        idle timeout (TableInfo.support_timeout)."""
+        with self.lock:
+            tbl = self._table(table)
+            if not self._prog().info.tables[table].support_timeout:
+                raise InvalidArgument(f"table '{table}' does not support idle timeout")
+            return time.monotonic() - tbl.get(handle).last_hit
 
     def table_set_default(self, table: str, action: str, args: list[int]) -> None:
         with self.lock:
@@ -600,6 +621,7 @@ class Switch:
                 self.stats["dropped_no_program"] += 1
                 return []
             outputs: list[tuple[int, bytes]] = []
+            self._trace = TRACE_LOG.isEnabledFor(logging.DEBUG)
             work = collections.deque([(True, ingress_port, bytes(data), None, INSTANCE_NORMAL, None)])
             steps = 0
             while work:
@@ -680,11 +702,15 @@ class Switch:
         _, port, data, preserved, itype, _ = item
         sm = cp.sm
         F, P = self._fresh(cp, port if itype == INSTANCE_NORMAL else 0, data, itype, preserved)
-        err = cp.parse(F, P)
+        if self._trace:
+            TRACE_LOG.debug("ingress: %d bytes on port %d, instance type %d", len(data), port, itype)
+            err = cp.parse_trace(F, P)
+        else:
+            err = cp.parse(F, P)
         if sm["parser_error"] is not None:
             F[sm["parser_error"]] = err
         cp.verify(F, P)
-        cp.ingress(F, P)
+        (cp.ingress_trace if self._trace else cp.ingress)(F, P)
         P.exit = False
         if P.clone is not None:
             session, fl = P.clone
@@ -741,9 +767,12 @@ class Switch:
         self._set(F, sm["egress_spec"], cp.drop_port + 1, cp)
         self._set(F, sm["packet_length"], P.plen, cp)
         self._set(F, sm["egress_global_timestamp"], self._now_us(), cp)
-        trunc = P.trunc
         P.clone = P.recirc = None
-        cp.egress(F, P)
+        if self._trace:
+            TRACE_LOG.debug("egress: port %d", port)
+            cp.egress_trace(F, P)
+        else:
+            cp.egress(F, P)
         P.exit = False
         if P.clone is not None:
             session, fl = P.clone
@@ -763,9 +792,8 @@ class Switch:
             kept = [(i, F[i]) for i in cp.field_lists.get(P.recirc, ())]
             work.append((True, 0, out, kept, INSTANCE_RECIRC, None))
             return
-        limit = P.trunc if P.trunc is not None else trunc
-        if limit:
-            out = out[:limit]
+        if P.trunc:
+            out = out[:P.trunc]
         outputs.append((port, out))
 
 

@@ -19,6 +19,8 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for name in "${names[@]}"; do
     echo "compiling $name.p4"
-    "$P4C" --target bmv2 --arch v1model --p4runtime-files "$name.p4info.txtpb" -o "$out" "$name.p4"
-    cp "$out/$name.json" "$name.json"
+    "$P4C" --target bmv2 --arch v1model --p4runtime-files "$name.p4info.txtpb" -o "$out" "$name.p4" ||
+        { echo "p4c failed on $name.p4 (exit $?)" >&2; exit 1; }
+    # the JSON names the temporary preprocessed file: name the source, so reruns do not differ
+    sed "s|\"program\" : \".*\"|\"program\" : \"$name.p4\"|" "$out/$name.json" >"$name.json"
 done

@@ -209,8 +209,10 @@ def test_table_entries_priorities_and_selector_choice_match_bmv2():
 
 
 def test_union_stacks_match_bmv2():
+    """pop_front is left out: BMv2 leaves the last union of the stack valid after it (the
+    P4 spec, which the embedded switch follows, makes it invalid)."""
     a1, b1, a2 = b"\x0a\x01", b"\x0b\x00\x02", b"\x0a\x03"
     frames = [eth(0x1234) + bytes([n, op]) + opts + b"tail"
-              for n, op, opts in ((3, 0, a1 + b1 + a2), (3, 1, a1 + b1 + a2), (2, 2, b1 + a2), (1, 2, a1),
-                                  (4, 0, a1 + a1 + a1 + b1), (2, 0, a1), (0, 1, b""))]
+              for n, op, opts in ((3, 0, a1 + b1 + a2), (2, 2, b1 + a2), (1, 2, a1),
+                                  (4, 0, a1 + a1 + a1 + b1), (2, 0, a1))]
     check("unions", frames)

@@ -1,4 +1,5 @@
-"""unions.p4: a stack of header unions parsed member by member, popped and pushed whole."""
+"""unions.p4: a stack of header unions parsed member by member, popped and pushed whole.
+After pop_front the last union is invalid, as the P4 spec says (BMv2 leaves it valid)."""
 import pytest
 
 from tests.conformance.loader import eth, load
@@ -29,3 +30,4 @@ def test_pop_and_push_move_whole_unions(sw):
 
 def test_a_fourth_option_overflows_the_stack(sw):
     assert run(sw, 4, 0, A1 + A1 + A1 + B1) == A1 + A1 + A1 + B1 + b"tail"
+

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from controller import deploy
-from controller.p4rt import SwitchUnreachable
+from controller.p4rt import SwitchUnreachable, endpoint_of
 from controller.topology import load_topology
 from dcia.targets import SwitchConfig, SwitchProcess, find_bmv2, free_tcp_port
 
@@ -55,13 +55,13 @@ def test_deploy_over_mutual_tls_and_refusal_without_a_client_certificate(pki, tm
                             f'key = "{pki}/client.key" }}'))
         layers = {1: deploy_layer()}
         target = deploy.Deployment(1, 1, (deploy.SwitchAssignment(
-            deploy.endpoint_of(topo.switches["s1"]), layers),))
+            endpoint_of(topo.switches["s1"]), layers),))
         (report,) = asyncio.run(deploy.apply(target))
         assert report.inserted == 1 + 4 + 2
 
         no_cert = load_topology(topology_file(tmp_path, addr, f'tls = {{ ca = "{pki}/ca.pem" }}'))
         target = deploy.Deployment(1, 1, (deploy.SwitchAssignment(
-            deploy.endpoint_of(no_cert.switches["s1"]), layers),))
+            endpoint_of(no_cert.switches["s1"]), layers),))
         with pytest.raises(SwitchUnreachable, match="switch s1"):
             asyncio.run(deploy.apply(target))
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.routing import HostRoute, host_routes, port_mac, switch_routes
+from controller.routing import HostRoute, host_address, host_routes, port_mac, switch_routes
 from controller.topology import load_topology, parse_topology
+from dcia.errors import TopologyError
 
 TOPOLOGIES = Path(__file__).resolve().parents[3] / "topologies"
 
@@ -70,3 +71,10 @@ def test_the_shortest_of_two_switch_paths_wins():
         "paths": {"main": ["h1", "s1", "s3", "h2"]},
     })
     assert table(switch_routes(ring))["s1"] == [("10.0.1.0/24", 1, "h1"), ("10.0.2.0/24", 3, "s3")]
+
+
+def test_the_address_of_a_host_on_a_path_is_that_of_its_interface_on_it(redundant):
+    assert [host_address(redundant, "h1", p) for p in ("primary", "backup")] == ["10.0.1.1", "10.0.3.1"]
+    assert host_address(redundant, "h3", "backup") == "10.0.4.3"
+    with pytest.raises(TopologyError, match="not an end of path"):
+        host_address(redundant, "h2", "backup")

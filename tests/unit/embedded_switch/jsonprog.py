@@ -163,6 +163,7 @@ def unit_program() -> dict:
               None, default=(2, [1]), with_counters=True, direct_meters="ingress.dmtr"),
         table(8, "ingress.t_const", [("h.t", ["h", "t"], "exact")], [(1, "ingress.set_out")], None,
               default=(1, [0x77]), const_default=True),
+        table(9, "ingress.t_keyless", [], [(0, "NoAction")], None),
     ]
     ingress = {"name": "ingress", "id": 0, "init_table": "ingress.t_exact",
                "action_profiles": [

@@ -32,3 +32,14 @@ def test_port_specs():
     for bad in ("eth3", "x@eth3", "3@"):
         with pytest.raises(InvalidArgument):
             parse_port_spec(bad)
+
+
+def test_missing_program_or_interface_exits_with_2(tmp_path, monkeypatch):
+    import logging
+
+    from embedded_switch.cli import main
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))   # main() adds its own handlers
+    monkeypatch.setattr(root, "level", root.level)
+    assert main([str(tmp_path / "missing.json")]) == 2
+    assert main(["--no-p4", "-i", "1@dcia-no-such-if0", "--", "--grpc-server-addr", "127.0.0.1:1"]) == 2

@@ -201,3 +201,14 @@ def test_parser_loop_that_consumes_nothing_ends_with_parser_timeout():
     sw = Switch()
     sw.load_pipeline(dumps(base(H_FIELDS, states, ["ethernet", "h"], [action(0, "NoAction", [], [])], ingress)))
     assert sw.process(0, frame()) == [(0, frame())]
+
+
+def test_debug_logging_traces_parser_states_and_tables(caplog):
+    sw = Switch()
+    sw.load_pipeline(dumps(unit_program()))
+    with caplog.at_level("DEBUG", logger="embedded_switch.trace"):
+        sw.process(0, frame())
+    lines = [r.getMessage().strip() for r in caplog.records if r.name == "embedded_switch.trace"]
+    assert lines[:4] == ["ingress: 23 bytes on port 0, instance type 0", "parser state 'start'",
+                         "parser state 'parse_h'", "table 'ingress.t_exact'"]
+    assert "egress: port 1" in lines

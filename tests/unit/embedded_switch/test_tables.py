@@ -1,4 +1,6 @@
 """Tables through the Switch API: every match kind, priorities, defaults, errors, atomicity."""
+import time
+
 import pytest
 
 from embedded_switch.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
@@ -102,6 +104,7 @@ def test_find_modify_delete_clear(sw):
     ("ingress.t_lpm", [Lpm(0, 17)], "NoAction", [], 0, InvalidArgument, "prefix length 17"),
     ("ingress.t_range", [Range(5, 4)], "NoAction", [], 1, InvalidArgument, "above high"),
     ("ingress.t_prof", [Exact(1)], "NoAction", [], 0, InvalidArgument, "indirect"),
+    ("ingress.t_keyless", [], "NoAction", [], 0, InvalidArgument, "no key"),
 ])
 def test_bad_requests_are_refused_and_change_nothing(sw, table, key, action, args, prio, err, words):
     with pytest.raises(err, match=words):
@@ -141,3 +144,18 @@ def test_valid_match_kind_accepts_valid_records():
     sw.table_add("ingress.t_exact", [Valid(True)], "ingress.set_out", [5])
     assert out_of(sw) == 5
     assert sw.program.tables["ingress.t_exact"].key[0].match_kind == "valid"
+
+
+def test_idle_time_restarts_on_each_hit():
+    j = unit_program()
+    j["pipelines"][0]["tables"][0]["support_timeout"] = True
+    sw = Switch()
+    sw.load_pipeline(dumps(j))
+    assert sw.program.tables["ingress.t_exact"].support_timeout
+    h = sw.table_add("ingress.t_exact", [Exact(5)], "ingress.set_out", [9])
+    time.sleep(0.05)
+    assert sw.table_entry_idle_time("ingress.t_exact", h) >= 0.05
+    sw.process(0, frame(e=5))
+    assert sw.table_entry_idle_time("ingress.t_exact", h) < 0.05
+    with pytest.raises(InvalidArgument, match="idle timeout"):
+        sw.table_entry_idle_time("ingress.t_lpm", 1)

@@ -1,0 +1,191 @@
+"""The cloud server: finishes every tensor it receives and answers the edge.
+
+It listens on UDP port 56346. Whatever the network did or did not compute, it continues
+from the packet's ``next_layer``: it runs layers ``[next_layer, n)`` of the model with the
+integer reference and answers with ``RESULT`` and the model's output (the logits; the edge
+takes the arg max). A packet it cannot finish gets an ``ERROR`` answer whose ``status``
+says why: malformed (as dcia.wire.malformation defines it, or flagged ``MALFORMED`` by a
+switch), unknown model or version, a tensor of the wrong size for its next layer.
+
+A retry (same source address and request id) gets the very same answer again from a
+bounded cache and is not counted as a new request.
+
+    python -m hosts.cloud_server --model run/model.json --stats run/cloud.json
+
+runs until SIGINT or SIGTERM and then writes its counters (``CloudStats``) as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import socket
+import sys
+from collections import Counter, OrderedDict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from controller.model import QuantizedModel
+from dcia.wire import DCIA_UDP_PORT, HEADER_BYTES, Flag, Status, malformation
+from hosts import messages
+
+log = logging.getLogger(__name__)
+
+CACHE_SIZE = 4096
+"""Answers kept for retries; a retry older than this many requests is computed again."""
+
+Source = tuple[str, int]
+
+
+@dataclass
+class CloudStats:
+    """What the cloud did: distinct requests, retries, errors, the layers it computed.
+
+    ``arrivals`` counts distinct requests by the ``next_layer`` they arrived with: how far
+    edge and network had got (keys are strings in JSON).
+    """
+
+    requests: int = 0
+    retries: int = 0
+    answered: int = 0
+    errors: int = 0
+    ignored: int = 0
+    layers_computed: int = 0
+    arrivals: Counter = field(default_factory=Counter)
+    errors_by_status: Counter = field(default_factory=Counter)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["arrivals"] = {str(k): v for k, v in sorted(self.arrivals.items())}
+        d["errors_by_status"] = {str(k): v for k, v in sorted(self.errors_by_status.items())}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CloudStats:
+        return cls(**{**d, "arrivals": Counter({int(k): v for k, v in d["arrivals"].items()}),
+                      "errors_by_status": Counter({int(k): v for k, v in d["errors_by_status"].items()})})
+
+
+class CloudServer:
+    """The answering logic, independent of sockets: ``handle(payload, source)``.
+
+    >>> from controller.model import FloatDense, FloatModel
+    >>> from dcia.layers import DenseLayer
+    >>> fm = FloatModel("m", [FloatDense(np.eye(2), np.zeros(2))])
+    >>> qm = QuantizedModel("m", 1, 1, [DenseLayer([[1, 0], [0, 2]], [0, 0], [1, 1], [0, 0])], [1.0, 1.0], fm)
+    >>> cloud = CloudServer([qm])
+    >>> req = messages.tensor_request(model_id=1, version=1, request_id=5, next_layer=0, elems=[3, 4])
+    >>> messages.parse(cloud.handle(req, ("10.0.1.1", 56346))).elems
+    [3, 8]
+    >>> cloud.handle(req, ("10.0.1.1", 56346)) is not None, cloud.stats.requests, cloud.stats.retries
+    (True, 1, 1)
+    """
+
+    def __init__(self, models: Iterable[QuantizedModel], cache_size: int = CACHE_SIZE):
+        self.models = {(m.model_id, m.version): m for m in models}
+        self.known_ids = {m.model_id for m in self.models.values()}
+        self.cache: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
+        self.cache_size = cache_size
+        self.stats = CloudStats()
+
+    def handle(self, payload: bytes, source: Source) -> bytes | None:
+        """The answer to one datagram from ``source``, or None for answers that strayed here."""
+        if len(payload) >= 2 and payload[1] & (Flag.RESULT | Flag.ERROR):
+            self.stats.ignored += 1
+            return None
+        key = (source[0], source[1], messages.request_id_of(payload))
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.cache.move_to_end(key)
+            self.stats.retries += 1
+            return cached
+        self.stats.requests += 1
+        try:
+            answer = self._answer(payload)
+        except Exception:  # a bug must cost one request, not the server
+            log.exception("request %d from %s failed", key[2], source[0])
+            answer = messages.error_answer(payload, Status.INTERNAL)
+        if answer[1] & Flag.ERROR:
+            self.stats.errors += 1
+            self.stats.errors_by_status[answer[14]] += 1
+        else:
+            self.stats.answered += 1
+        self.cache[key] = answer
+        if len(self.cache) > self.cache_size:
+            self.cache.popitem(last=False)
+        return answer
+
+    def _answer(self, payload: bytes) -> bytes:
+        if len(payload) < HEADER_BYTES:
+            return messages.error_answer(payload, Status.MALFORMED)
+        msg = messages.parse(payload)
+        if malformation(msg) is not None or int(msg.flags) & Flag.MALFORMED:
+            log.info("malformed request %d: %s", msg.request_id,
+                     malformation(msg) or "flagged MALFORMED by a switch")
+            return messages.error_answer(payload, Status.MALFORMED)
+        model = self.models.get((msg.model_id, msg.model_version))
+        if model is None:
+            return messages.error_answer(payload, Status.UNKNOWN_MODEL)
+        start, n = msg.next_layer, len(model.layers)
+        expected = None if start > n else (model.layers[0].n_in if start == 0 else model.layers[start - 1].n_out)
+        if expected is None or msg.n_elems != expected:
+            return messages.error_answer(payload, Status.BAD_SHAPE)
+        self.stats.arrivals[start] += 1
+        logits = model.forward_int(np.array(msg.elems, dtype=np.int64), start, n)
+        self.stats.layers_computed += n - start
+        return messages.result_answer(msg, elems=logits.tolist(), next_layer=n)
+
+
+def serve(server: CloudServer, sock: socket.socket, stop: list[bool]) -> None:
+    """Answer datagrams on ``sock`` until ``stop[0]`` is set (checked every 0.2 s)."""
+    sock.settimeout(0.2)
+    while not stop[0]:
+        try:
+            payload, source = sock.recvfrom(65535)
+        except TimeoutError:
+            continue
+        except InterruptedError:
+            continue
+        answer = server.handle(payload, source)
+        if answer is not None:
+            sock.sendto(answer, source)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hosts.cloud_server",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, action="append", required=True,
+                        help="quantized model file (QuantizedModel.save); repeat for several")
+    parser.add_argument("--bind", default="0.0.0.0", help="address to listen on")
+    parser.add_argument("--port", type=int, default=DCIA_UDP_PORT)
+    parser.add_argument("--stats", type=Path, help="write the counters here as JSON on exit")
+    parser.add_argument("--cache", type=int, default=CACHE_SIZE, help="answers kept for retries")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="cloud: %(levelname)s %(message)s")
+    server = CloudServer([QuantizedModel.load(p) for p in args.model], args.cache)
+    stop = [False]
+
+    def request_stop(signum, frame):
+        stop[0] = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+        sock.bind((args.bind, args.port))
+        print(f"cloud server listening on {args.bind}:{args.port}", flush=True)
+        serve(server, sock, stop)
+    if args.stats:
+        args.stats.write_text(json.dumps(server.stats.to_dict(), indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""The edge agent: runs the first stage of the plan and sends the tensor on its way.
+
+For each input it computes the edge's layers ``[0, edge_layers)`` with the integer
+reference, sends the activation as a DCIA tensor packet (UDP to the cloud's address,
+destination port 56346, a random request id) and waits for the answer with that id.
+Switches on the way compute what they hold; the cloud finishes. Without an answer within
+``timeout`` the agent sends the same packet again, waiting ``backoff`` times longer each
+attempt, at most ``attempts`` times. ``window`` requests are in flight at once.
+
+    python -m hosts.edge_agent --model run/model.json --cloud 10.0.2.2 --edge-layers 1 \\
+        --inputs run/inputs.npy
+
+prints one JSON line per request (``RequestResult``) as the answers come in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from controller.model import QuantizedModel
+from dcia.wire import DCIA_UDP_PORT, Flag, malformation
+from hosts import messages
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RequestResult:
+    """One request's outcome. ``predicted`` is -1 when there is no result."""
+
+    index: int
+    request_id: int
+    predicted: int
+    logits: list[int]
+    latency_s: float
+    attempts: int
+    net_layers: int
+    """Layers the switches computed on the way."""
+    cloud_from: int
+    """The layer the rest started at after the network: the model's length when the switches
+    computed every layer (the last of them answered; the cloud saw nothing)."""
+    status: str
+    """``ok``, ``timeout`` or ``error <code>`` from an ERROR answer."""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Wait ``timeout`` s for an answer, then ``backoff`` times longer each retry."""
+
+    timeout: float = 1.0
+    backoff: float = 2.0
+    attempts: int = 5
+
+    def waits(self) -> list[float]:
+        return [self.timeout * self.backoff**k for k in range(self.attempts)]
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, pending: dict[int, asyncio.Future]):
+        self.pending = pending
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        if len(data) < 16 or not data[1] & (Flag.RESULT | Flag.ERROR):
+            return
+        future = self.pending.get(messages.request_id_of(data))
+        if future is not None and not future.done():
+            future.set_result(data)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("socket error: %s", exc)
+
+
+class EdgeAgent:
+    """Sends requests to ``cloud`` and matches the answers by request id."""
+
+    def __init__(self, model: QuantizedModel, cloud: str, edge_layers: int, *,
+                 port: int = DCIA_UDP_PORT, bind: tuple[str, int] = ("0.0.0.0", DCIA_UDP_PORT),
+                 retry: RetryPolicy = RetryPolicy(),
+                 window: int = 16, no_offload: bool = False, seed: int | None = None):
+        if not 0 <= edge_layers <= len(model.layers):
+            raise ValueError(f"edge_layers must be in 0..{len(model.layers)}, got {edge_layers}")
+        self.model, self.cloud, self.port = model, cloud, port
+        self.edge_layers, self.bind = edge_layers, bind
+        self.retry, self.window, self.no_offload = retry, window, no_offload
+        self.rng = random.Random(seed) if seed is not None else random.SystemRandom()
+        self.pending: dict[int, asyncio.Future] = {}
+
+    def _new_request_id(self) -> int:
+        while True:
+            rid = self.rng.getrandbits(32)
+            if rid not in self.pending:
+                return rid
+
+    async def run(self, inputs: np.ndarray,
+                  on_result: Callable[[RequestResult], None] | None = None) -> list[RequestResult]:
+        """Infer every int8 input (rows of ``inputs``); results in input order."""
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Protocol(self.pending), local_addr=self.bind)
+        gate = asyncio.Semaphore(self.window)
+
+        async def one(index: int) -> RequestResult:
+            async with gate:
+                result = await self._request(transport, index, inputs[index])
+            if on_result:
+                on_result(result)
+            return result
+
+        try:
+            return list(await asyncio.gather(*(one(i) for i in range(len(inputs)))))
+        finally:
+            transport.close()
+
+    async def _request(self, transport, index: int, x: Sequence[int]) -> RequestResult:
+        started = time.perf_counter()
+        activation = self.model.forward_int(np.asarray(x, dtype=np.int64), 0, self.edge_layers)
+        rid = self._new_request_id()
+        payload = messages.tensor_request(
+            model_id=self.model.model_id, version=self.model.version, request_id=rid,
+            next_layer=self.edge_layers, elems=activation.tolist(),
+            flags=Flag.NO_OFFLOAD if self.no_offload else 0)
+        future = asyncio.get_running_loop().create_future()
+        self.pending[rid] = future
+        attempts = 0
+        try:
+            for wait in self.retry.waits():
+                attempts += 1
+                transport.sendto(payload, (self.cloud, self.port))
+                try:
+                    answer = await asyncio.wait_for(asyncio.shield(future), wait)
+                    break
+                except TimeoutError:
+                    log.debug("request %d (input %d): no answer in %.2f s", rid, index, wait)
+            else:
+                return RequestResult(index, rid, -1, [], time.perf_counter() - started,
+                                     attempts, 0, -1, "timeout")
+        finally:
+            del self.pending[rid]
+        latency = time.perf_counter() - started
+        msg = messages.parse(answer)
+        problem = malformation(msg)
+        if problem or int(msg.flags) & Flag.ERROR:
+            status = f"error {msg.status}" if not problem else f"error bad answer: {problem}"
+            return RequestResult(index, rid, -1, [], latency, attempts, msg.net_layers, -1, status)
+        logits = list(msg.elems)
+        return RequestResult(index, rid, int(np.argmax(logits)), logits, latency, attempts,
+                             msg.net_layers, self.edge_layers + msg.net_layers, "ok")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hosts.edge_agent",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, required=True, help="quantized model file")
+    parser.add_argument("--cloud", required=True, help="IPv4 address of the cloud server")
+    parser.add_argument("--edge-layers", type=int, default=1, help="layers the edge computes")
+    parser.add_argument("--inputs", type=Path, required=True,
+                        help=".npy file of float inputs (quantized here), one row per request")
+    parser.add_argument("--requests", type=int, help="only the first N inputs")
+    parser.add_argument("--window", type=int, default=16, help="requests in flight at once")
+    parser.add_argument("--timeout", type=float, default=1.0, help="first wait for an answer, s")
+    parser.add_argument("--backoff", type=float, default=2.0, help="factor between waits")
+    parser.add_argument("--attempts", type=int, default=5, help="sends per request at most")
+    parser.add_argument("--no-offload", action="store_true", help="forbid switches to compute")
+    parser.add_argument("--port", type=int, default=DCIA_UDP_PORT, help="the cloud's UDP port")
+    parser.add_argument("--local-port", type=int, default=DCIA_UDP_PORT,
+                        help="UDP port to send from and receive answers on")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="edge: %(levelname)s %(message)s", stream=sys.stderr)
+    model = QuantizedModel.load(args.model)
+    inputs = model.quantize_input(np.load(args.inputs)[: args.requests])
+    agent = EdgeAgent(model, args.cloud, args.edge_layers, port=args.port,
+                      bind=("0.0.0.0", args.local_port),
+                      retry=RetryPolicy(args.timeout, args.backoff, args.attempts),
+                      window=args.window, no_offload=args.no_offload)
+
+    def emit(result: RequestResult) -> None:
+        print(json.dumps(asdict(result)), flush=True)
+
+    results = asyncio.run(agent.run(inputs, emit))
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,435 @@
+"""The testbed: a topology's Mininet network with P4 switches, routed, ready for a model.
+
+``Testbed`` starts everything a run needs and stops all of it again, also on failure:
+
+    with Testbed(load_topology("topologies/linear.toml"), target="embedded") as bed:
+        bed.deploy(model, plan)                     # controller.deploy.from_plan + apply
+        cloud = bed.start_cloud(model_file)         # hosts.cloud_server in the cloud host
+        results = bed.run_edge(model_file, inputs_file, edge_layers=1)   # hosts.edge_agent
+        bed.counters()                              # per switch, over P4Runtime
+        cloud.stop()                                # the cloud's counters
+
+Everything it starts (Mininet host shells, switch processes, host programs) is listed by
+process id and start time in a state file, ``/tmp/dcia-testbed/<topology>.json``. Before
+starting, the testbed stops what a crashed run of the same topology left behind: those
+processes, by id, and the topology's interfaces, by name; it refuses to start while the
+run that wrote the file is still alive. ``clean_all=True`` also runs Mininet's own
+``mn -c`` clean-up, which kills *every* Mininet on the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from mininet.log import setLogLevel
+from mininet.net import Mininet
+
+from controller.deploy import Deployment, SwitchAssignment, apply, from_plan, switch_status
+from controller.model import QuantizedModel
+from controller.p4rt import PushPolicy, SwitchEndpoint, endpoint_of
+from controller.planner import Plan
+from controller.routing import host_address, install_routes
+from controller.topology import Topology
+from dcia.artifacts import Pipeline
+from dcia.errors import DciaError
+from hosts.edge_agent import RequestResult
+from mininet_topos.p4switch import P4Switch
+from mininet_topos.topos import DciaTopo
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parent.parent
+STATE_DIR = Path("/tmp/dcia-testbed")
+
+
+class TestbedError(DciaError):
+    """The testbed could not be started or a program in it failed."""
+
+    __test__ = False  # not a pytest test class
+
+
+@dataclass
+class SwitchCounters:
+    """A switch's DCIA counters: `dcia_stats` by name (controller.deploy.STAT_NAMES:
+    computed, pass-through, version mismatch, malformed) and `layer_stats` by layer index."""
+
+    stats: dict[str, int] = field(default_factory=dict)
+    layers: dict[int, int] = field(default_factory=dict)
+
+    def __sub__(self, before: SwitchCounters) -> SwitchCounters:
+        return SwitchCounters(
+            {k: v - before.stats.get(k, 0) for k, v in self.stats.items()},
+            {k: d for k, v in self.layers.items() if (d := v - before.layers.get(k, 0))},
+        )
+
+
+@dataclass
+class Shaping:
+    """Experiment options for the links and the edge: None keeps the topology's values."""
+
+    bandwidth_mbps: float | None = None
+    delay_ms: float | None = None
+    loss_pct: float | None = None
+    edge_cpu: float | None = None
+
+
+class Testbed:
+    """The running network of ``topology``: a context manager that always cleans up."""
+
+    __test__ = False
+
+    def __init__(self, topology: Topology, *, target: str = "auto", run_dir: Path = Path("logs"),
+                 pcap: bool = False, shaping: Shaping = Shaping(),
+                 grpc: dict[str, str] | None = None, pipeline: Pipeline | None = None,
+                 clean_all: bool = False, mininet_log: str = "warning"):
+        self.topology = with_grpc(topology, grpc or {})
+        self.target = target
+        self.run_dir = Path(run_dir).resolve()
+        self.pcap = pcap
+        self.shaping = shaping
+        self.pipeline = pipeline or Pipeline.default()
+        self.clean_all = clean_all
+        self.mininet_log = mininet_log
+        self.net: Mininet | None = None
+        self.programs: list[subprocess.Popen] = []
+        self.state_file = STATE_DIR / f"{topology.name}.json"
+
+    # ------------------------------------------------------------ life cycle --
+
+    def start(self) -> Testbed:
+        setLogLevel(self.mininet_log)
+        clean_stale(self.topology, self.state_file, clean_all=self.clean_all)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        topo = DciaTopo(self.topology, target=self.target, log_dir=self.run_dir,
+                        pcap_dir=self.run_dir / "pcap" if self.pcap else None,
+                        bandwidth_mbps=self.shaping.bandwidth_mbps, delay_ms=self.shaping.delay_ms,
+                        loss_pct=self.shaping.loss_pct, edge_cpu=self.shaping.edge_cpu,
+                        json_path=self.pipeline.bmv2_json)
+        self.net = Mininet(topo=topo, controller=None, build=False, autoSetMacs=False,
+                           autoStaticArp=False, waitConnected=False)
+        try:
+            self.net.build()
+            self._save_state()
+            for switch in self.net.switches:  # what net.start() does without controllers,
+                switch.start([])              # recording each switch process as it starts
+                self._save_state()
+            asyncio.run(install_routes(self.topology, self.endpoints(), self.pipeline))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop host programs, switch processes and the network; remove the state file.
+
+        Idempotent; a second Ctrl-C or SIGTERM does not interrupt it."""
+        with _signals_ignored():
+            for proc in self.programs:
+                _stop_process(proc)
+            self.programs.clear()
+            if self.net is not None:
+                for switch in self.net.switches:
+                    if isinstance(switch, P4Switch):
+                        switch.stop_process()
+                try:
+                    self.net.stop()
+                except Exception:  # what is left, clean_stale removes
+                    log.exception("Mininet did not stop cleanly")
+                self.net = None
+            clean_stale(self.topology, self.state_file)
+
+    def __enter__(self) -> Testbed:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _save_state(self) -> None:
+        """Record every process id the testbed owns, for clean-up after a crash."""
+        pids = [p.pid for p in self.programs]
+        for node in self.net.hosts + self.net.switches if self.net else []:
+            if node.shell is not None:
+                pids.append(node.shell.pid)
+            if isinstance(node, P4Switch) and node.process and node.process.proc:
+                pids.append(node.process.proc.pid)
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        processes = [(pid, started) for pid in pids if (started := _start_time(pid)) is not None]
+        owner = [os.getpid(), _start_time(os.getpid())]
+        self.state_file.write_text(json.dumps({"processes": processes, "owner": owner}))
+
+    def owned_processes(self) -> list[tuple[int, int]]:
+        """(process id, start time) of everything the testbed runs now."""
+        try:
+            return [tuple(p) for p in json.loads(self.state_file.read_text())["processes"]]
+        except FileNotFoundError:
+            return []
+
+    # -------------------------------------------------------------- controller --
+
+    def endpoints(self) -> dict[str, SwitchEndpoint]:
+        return {name: endpoint_of(switch) for name, switch in self.topology.switches.items()}
+
+    def deploy(self, model: QuantizedModel, plan: Plan) -> Deployment:
+        """Put the plan's switch stages in place (controller.deploy.from_plan, then apply)."""
+        deployment = from_plan(plan, model.layers, self.topology, model_id=model.model_id,
+                               version=model.version)
+        asyncio.run(apply(deployment, self.pipeline, push=PushPolicy.NEVER))
+        return deployment
+
+    def undeploy(self, model: QuantizedModel, switch: str) -> None:
+        """Remove every entry of ``model`` from ``switch``."""
+        empty = Deployment(model.model_id, model.version, (SwitchAssignment(self.endpoints()[switch]),))
+        asyncio.run(apply(empty, self.pipeline, push=PushPolicy.NEVER))
+
+    def counters(self) -> dict[str, SwitchCounters]:
+        """Every switch's counters, read over P4Runtime (controller.deploy.switch_status)."""
+        async def read_all():
+            return [await switch_status(e, self.pipeline) for e in self.endpoints().values()]
+
+        out = {}
+        for status in asyncio.run(read_all()):
+            if status.error:
+                raise TestbedError(f"cannot read the counters of {status.name}: {status.error}")
+            out[status.name] = SwitchCounters(status.stats, status.layers_computed)
+        return out
+
+    # ------------------------------------------------------------ host programs --
+
+    def host(self, name: str):
+        return self.net.get(name)
+
+    def popen(self, host: str, argv: list[str], **kwargs) -> subprocess.Popen:
+        """Start ``argv`` in ``host``'s namespace (and cgroup); stopped with the testbed."""
+        proc = self.host(host).popen(argv, cwd=str(REPO), **kwargs)
+        self.programs.append(proc)
+        self._save_state()
+        return proc
+
+    def start_cloud(self, model_file: Path, *, path: str | None = None,
+                    stats_file: Path | None = None) -> CloudProcess:
+        """hosts.cloud_server in the cloud host of ``path``; returns once it listens."""
+        host = self.cloud_host(path)
+        stats_file = stats_file or self.run_dir / f"{host}-stats.json"
+        stats_file.unlink(missing_ok=True)
+        log_file = self.run_dir / f"{host}-cloud.log"
+        with open(log_file, "wb") as err:
+            proc = self.popen(host, [sys.executable, "-m", "hosts.cloud_server", "--model",
+                                     str(model_file), "--stats", str(stats_file)],
+                              stdout=subprocess.PIPE, stderr=err)
+        line = proc.stdout.readline().decode()
+        if "listening" not in line:
+            _stop_process(proc)
+            raise TestbedError(f"the cloud server in {host} did not start: "
+                               f"{log_file.read_text()[-800:]}")
+        return CloudProcess(proc, stats_file)
+
+    def run_edge(self, model_file: Path, inputs_file: Path, *, edge_layers: int,
+                 path: str | None = None, requests: int | None = None,
+                 window: int = 16, timeout: float = 1.0, attempts: int = 5,
+                 on_result: Callable[[RequestResult], None] | None = None) -> list[RequestResult]:
+        """Run hosts.edge_agent in the edge host of ``path`` until every request is answered
+        or given up; it sends to the cloud's address on that path."""
+        host = self.edge_host(path)
+        cloud = self.address(self.cloud_host(path), path)
+        argv = [sys.executable, "-m", "hosts.edge_agent", "--model", str(model_file),
+                "--cloud", cloud, "--edge-layers", str(edge_layers), "--inputs", str(inputs_file),
+                "--window", str(window), "--timeout", str(timeout), "--attempts", str(attempts)]
+        if requests is not None:
+            argv += ["--requests", str(requests)]
+        log_file = self.run_dir / f"{host}-edge.log"
+        results = []
+        with open(log_file, "wb") as err:
+            proc = self.popen(host, argv, stdout=subprocess.PIPE, stderr=err)
+            for line in proc.stdout:
+                result = RequestResult(**json.loads(line))
+                results.append(result)
+                if on_result:
+                    on_result(result)
+            proc.wait()
+        if proc.returncode not in (0, 1):  # 1: some requests failed, reported per request
+            raise TestbedError(f"the edge agent in {host} failed (exit {proc.returncode}): "
+                               f"{log_file.read_text()[-800:]}")
+        return sorted(results, key=lambda r: r.index)
+
+    def edge_host(self, path: str | None = None) -> str:
+        """The edge host of ``path`` (default: the topology's first path)."""
+        return self.topology.route(path).nodes[0].name
+
+    def cloud_host(self, path: str | None = None) -> str:
+        return self.topology.route(path).nodes[-1].name
+
+    def address(self, host: str, path: str | None = None) -> str:
+        """The address of ``host``'s interface on ``path`` (hosts may have several)."""
+        return host_address(self.topology, host, path)
+
+    def pingall(self, timeout: float = 2) -> float:
+        """Ping from each end of every path to the other end's address on that path (Mininet's
+        pingall would use each host's first address, which another path cannot reach);
+        returns the percentage of pings lost."""
+        pings = []
+        for path, hops in self.topology.paths.items():
+            for src, dst in ((hops[0], hops[-1]), (hops[-1], hops[0])):
+                pings.append((src, self.address(dst, path)))
+        lost = 0
+        for src, ip in pings:
+            out = self.host(src).cmd(f"ping -c 1 -W {timeout} {ip}")
+            if " 1 received" not in out:
+                log.warning("ping from %s to %s failed", src, ip)
+                lost += 1
+        return 100.0 * lost / len(pings)
+
+
+@dataclass
+class CloudProcess:
+    proc: subprocess.Popen
+    stats_file: Path
+
+    def stop(self) -> dict:
+        """Stop the server; its counters (hosts.cloud_server.CloudStats as a dict)."""
+        _stop_process(self.proc)
+        if not self.stats_file.exists():
+            raise TestbedError(f"the cloud server wrote no counters to {self.stats_file}")
+        return json.loads(self.stats_file.read_text())
+
+
+def _stop_process(proc: subprocess.Popen, timeout: float = 5) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
+def with_grpc(topology: Topology, grpc: dict[str, str]) -> Topology:
+    """``topology`` with other P4Runtime addresses for some switches (tests use free ports)."""
+    switches = {name: replace(s, grpc=grpc.get(name, s.grpc)) for name, s in topology.switches.items()}
+    return replace(topology, switches=switches)
+
+
+# ------------------------------------------------------------------ clean-up --
+
+def topology_interfaces(topology: Topology) -> list[str]:
+    """Interface names Mininet gives the topology's nodes: ``s1-eth2``, ``h1-eth0``."""
+    return [f"{end.node}-eth{end.port}" for link in topology.links for end in (link.a, link.b)]
+
+
+def leftovers(topology: Topology, processes: list[tuple[int, int]] | None = None) -> list[str]:
+    """What a run of ``topology`` left behind: its interfaces and ``processes`` (default:
+    those of its state file) that still exist."""
+    present = set(os.listdir("/sys/class/net"))
+    found = [f"interface {i}" for i in topology_interfaces(topology) if i in present]
+    if processes is None:
+        found += [f"process {pid}" for pid in _recorded_pids(STATE_DIR / f"{topology.name}.json")]
+    else:
+        found += [f"process {pid}" for pid, started in processes if _start_time(pid) == started]
+    return found
+
+
+def clean_stale(topology: Topology, state_file: Path, *, clean_all: bool = False) -> None:
+    """Remove what a previous run of ``topology`` left: its processes (by recorded id) and
+    its interfaces (by name). ``clean_all``: Mininet's ``mn -c`` as well.
+
+    Raises TestbedError, touching nothing, while the process that started that run lives:
+    two testbeds of one topology cannot share the machine (same interface names)."""
+    owner = _owner(state_file)
+    if owner is not None and owner != os.getpid():
+        raise TestbedError(f"a testbed of topology {topology.name} is running in process {owner} "
+                           f"(see {state_file}); stop it first")
+    if clean_all:
+        from mininet.clean import cleanup
+        cleanup()
+    pids = [p for p in _recorded_pids(state_file) if p != os.getpid()]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 3
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in pids:
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    present = set(os.listdir("/sys/class/net"))
+    for ifname in topology_interfaces(topology):
+        if ifname in present:
+            log.warning("removing stale interface %s", ifname)
+            subprocess.run(["ip", "link", "del", ifname], capture_output=True)
+    for host in topology.hosts:  # CPULimitedHost's cgroup
+        if Path(f"/sys/fs/cgroup/cpu/{host}").is_dir():
+            subprocess.run(["cgdelete", "-r", f"cpu,cpuacct,cpuset:/{host}"], capture_output=True)
+    state_file.unlink(missing_ok=True)
+
+
+def _recorded_pids(state_file: Path) -> list[int]:
+    """The recorded processes that still run: same id *and* same start time (no reused id)."""
+    try:
+        recorded = json.loads(state_file.read_text())["processes"]
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return []
+    return [pid for pid, started in recorded if _start_time(pid) == started]
+
+
+def _owner(state_file: Path) -> int | None:
+    """The process that wrote ``state_file``, if it still runs."""
+    try:
+        pid, started = json.loads(state_file.read_text())["owner"]
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+    return pid if _start_time(pid) == started else None
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time (clock ticks after boot), None if it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(") ", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return None if fields[0] == "Z" else int(fields[19])
+
+
+def _alive(pid: int) -> bool:
+    return _start_time(pid) is not None
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Ignore SIGINT and SIGTERM for a while (main thread only; elsewhere, do nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def terminate_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into SystemExit, so every ``finally`` runs (Ctrl-C already does)."""
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

@@ -1,0 +1,78 @@
+"""Nothing is left behind, also when the testbed fails to start or `make run` is interrupted.
+
+Select them with ``pytest -m system``; they need root and Mininet.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the Mininet testbed needs root"),
+]
+
+pytest.importorskip("mininet.net", reason="Mininet is not importable (scripts/bootstrap.sh links it)")
+
+from mininet_topos import testbed as tb  # noqa: E402
+from mininet_topos.p4switch import P4Switch  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_a_failed_start_leaves_nothing_behind(monkeypatch, tmp_path, linear, free_ports):
+    start = P4Switch.start
+
+    def failing_start(self, controllers):
+        if self.name == "s3":
+            raise tb.TestbedError("s3 refuses to start (injected by the test)")
+        start(self, controllers)
+
+    monkeypatch.setattr(P4Switch, "start", failing_start)
+    owned = []
+    stop = tb.Testbed.stop
+
+    def recording_stop(self):
+        owned.extend(self.owned_processes())
+        stop(self)
+
+    monkeypatch.setattr(tb.Testbed, "stop", recording_stop)
+    with pytest.raises(tb.TestbedError, match="injected"):
+        tb.Testbed(linear, target="embedded", run_dir=tmp_path, grpc=free_ports()).start()
+    assert len(owned) >= 6, "s1, s2 and the host and switch shells had started"
+    assert tb.leftovers(linear, owned) == []
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["ctrl-c", "sigterm"])
+def test_a_signal_during_make_run_stops_everything(tmp_path, linear, signum, code):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mininet_topos.run", "--target", "embedded", "--free-ports",
+         "--run-dir", str(tmp_path)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = []
+    try:
+        deadline = time.monotonic() + 120
+        for line in proc.stdout:
+            output.append(line)
+            if "model deployed" in line or time.monotonic() > deadline:
+                break
+        owned = tb.Testbed(linear).owned_processes()
+        proc.send_signal(signum)  # while it starts the cloud and the edge
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output.append(rest)
+    text = "".join(output)
+    assert "model deployed" in text, text
+    assert "interrupted" in text and proc.returncode == code, text
+    assert len(owned) >= 5
+    assert tb.leftovers(linear, owned) == []

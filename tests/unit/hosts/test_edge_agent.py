@@ -1,0 +1,91 @@
+"""The edge agent against a cloud server on loopback: answers, retries, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+
+import numpy as np
+import pytest
+
+from hosts.cloud_server import CloudServer, serve
+from hosts.edge_agent import EdgeAgent, RetryPolicy
+
+
+class LoopbackCloud:
+    """A cloud server thread on 127.0.0.1; ``drop`` decides which answers get lost."""
+
+    def __init__(self, model, drop=lambda n: False):
+        self.server = CloudServer([model])
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.stop = [False]
+        self.sent = 0
+        self.drop = drop
+        handle = self.server.handle
+
+        def lossy(payload, source):
+            answer = handle(payload, source)
+            self.sent += 1
+            return None if self.drop(self.sent) else answer
+
+        self.server.handle = lossy
+        self.thread = threading.Thread(target=serve, args=(self.server, self.sock, self.stop))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop[0] = True
+        self.thread.join()
+        self.sock.close()
+
+
+def agent(model, cloud, edge_layers=1, **kw):
+    return EdgeAgent(model, "127.0.0.1", edge_layers, port=cloud.port, bind=("127.0.0.1", 0),
+                     seed=1, **kw)
+
+
+def test_many_requests_in_flight_all_match_the_integer_reference(model, digits):
+    xs = model.quantize_input(digits.x_test[:60])
+    with LoopbackCloud(model) as cloud:
+        seen = []
+        results = asyncio.run(agent(model, cloud, window=8).run(xs, seen.append))
+    want = model.forward_int(xs).tolist()
+    assert [r.index for r in results] == list(range(60)) and len(seen) == 60
+    assert all(r.ok and r.attempts == 1 and r.cloud_from == 1 for r in results)
+    assert [r.logits for r in results] == want
+    assert [r.predicted for r in results] == list(np.argmax(want, axis=1))
+    assert len({r.request_id for r in results}) == 60
+    assert cloud.server.stats.requests == 60 and cloud.server.stats.arrivals == {1: 60}
+
+
+def test_a_lost_answer_is_retried_and_the_cloud_counts_the_request_once(model, digits):
+    xs = model.quantize_input(digits.x_test[:10])
+    with LoopbackCloud(model, drop=lambda n: n % 2 == 1) as cloud:  # every first answer lost
+        results = asyncio.run(agent(model, cloud, window=1,
+                                    retry=RetryPolicy(timeout=0.05, attempts=3)).run(xs))
+    assert all(r.ok and r.attempts == 2 for r in results)
+    assert [r.logits for r in results] == model.forward_int(xs).tolist()
+    assert (cloud.server.stats.requests, cloud.server.stats.retries) == (10, 10)
+
+
+def test_no_answer_at_all_gives_up_after_the_bounded_attempts(model, digits):
+    xs = model.quantize_input(digits.x_test[:2])
+    with LoopbackCloud(model, drop=lambda n: True) as cloud:
+        results = asyncio.run(agent(model, cloud,
+                                    retry=RetryPolicy(timeout=0.02, backoff=2, attempts=3)).run(xs))
+    assert [(r.status, r.attempts, r.predicted) for r in results] == [("timeout", 3, -1)] * 2
+    assert all(r.latency_s >= 0.02 + 0.04 + 0.08 for r in results)
+
+
+@pytest.mark.parametrize("edge_layers", [0, 2, 4])
+def test_the_edge_runs_the_layers_it_is_given(model, digits, edge_layers):
+    xs = model.quantize_input(digits.x_test[:5])
+    with LoopbackCloud(model) as cloud:
+        results = asyncio.run(agent(model, cloud, edge_layers).run(xs))
+    assert [r.logits for r in results] == model.forward_int(xs).tolist()
+    assert cloud.server.stats.arrivals == {edge_layers: 5}
