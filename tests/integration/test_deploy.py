@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 
 import finsy as fy
 import pytest
 
 from controller import deploy
 from controller.deploy import Deployment, DeploymentError, SwitchAssignment
-from controller.p4rt import PushPolicy, SwitchEndpoint, SwitchUnreachable, connect
+from controller.p4rt import PipelineMismatch, PushPolicy, SwitchEndpoint, SwitchUnreachable, connect
 from dcia.arithmetic import Activation
 from dcia.artifacts import Pipeline
 from dcia.layers import DenseLayer, EmbeddingLayer
@@ -113,3 +114,25 @@ def test_an_unreachable_switch_is_named(switches):
 def test_a_switch_without_the_pipeline_is_refused_under_never(switches):
     with pytest.raises(deploy.DciaError, match="has no P4 program"):
         asyncio.run(deploy.apply(two_stage(switches), push=PushPolicy.NEVER))
+
+
+def test_a_switch_running_another_program_is_refused_and_left_alone(switches):
+    """Another P4 program on the switch: PipelineMismatch names the difference; no write."""
+    other = Pipeline(bmv2_json=Path("tests/conformance/programs/basic_fwd.json"),
+                     p4info=Path("tests/conformance/programs/basic_fwd.p4info.txtpb"),
+                     stamp=Path("unused"))
+
+    async def push_other():
+        async with connect(switches[0], other, push=PushPolicy.ALWAYS) as sw:
+            return {t.name for t in sw.p4info.tables}
+
+    tables = asyncio.run(push_other())
+    with pytest.raises(PipelineMismatch, match=r"switch s1 .* runs another P4 program: tables "
+                                               r"missing on the switch: DciaIngress\."):
+        asyncio.run(deploy.apply(two_stage(switches)))
+
+    async def still_other():
+        async with connect(switches[0], other, push=PushPolicy.NEVER) as sw:
+            return {t.name for t in sw.p4info.tables}
+
+    assert asyncio.run(still_other()) == tables
