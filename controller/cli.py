@@ -126,7 +126,11 @@ def read_model_shapes(path: Path) -> tuple[str, list[LayerShape]]:
             raise ModelImportError(
                 f"cannot read {path}: ONNX import is unavailable ({e}); give a layer list (.toml or .json)"
             ) from None
-        model = import_onnx(path)
+        from controller.quantize import prepare
+
+        # the layers as they will be deployed: a scaler too wide for a switch is folded
+        # into the next dense layer
+        model = prepare(import_onnx(path))
         return model.name, list(model.layers)
     if suffix == ".json" and _is_saved_model(path):
         from controller.model import QuantizedModel
