@@ -1,9 +1,11 @@
-"""One P4Runtime device: the executor, its committed pipeline, arbitration and packet I/O.
+"""One P4Runtime device: the executor, its committed pipeline, arbitration, packet I/O
+and digests.
 
 `Device` holds the P4Runtime semantics independent of gRPC: the checks every RPC
 makes (device id, primary, pipeline present), batch atomicity for Write, reads under
-the switch lock, pipeline verification and commit, and the controller header of
-packet-in and packet-out. `server.py` only moves messages and statuses.
+the switch lock, pipeline verification and commit, the controller header of
+packet-in and packet-out, and the digests the data plane sends to the primary.
+`server.py` only moves messages and statuses.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from finsy.proto import p4r
 
 from embedded_switch.errors import SwitchError
 from embedded_switch.p4runtime.arbitration import Arbitration, Controller, election_id_of
+from embedded_switch.p4runtime.digests import Digests
 from embedded_switch.p4runtime.externs import Counters, Meters, Registers
 from embedded_switch.p4runtime.journal import Journal
 from embedded_switch.p4runtime.packet_io import build_packet_out, parse_packet_in
@@ -79,6 +82,7 @@ class Device:
         self._handlers: dict[str, object] = {}
         if ports is not None:
             ports.set_cpu_handler(self.packet_in)
+        switch.set_digest_handler(self.digest)
 
     # -- checks shared by the RPCs ----------------------------------------------------
 
@@ -165,8 +169,13 @@ class Device:
             self.switch.load_pipeline(config.p4_device_config)
         except SwitchError as exc:
             raise invalid(f"the BMv2 JSON cannot be loaded: {exc}") from None
+        if "digest_entry" in self._handlers:
+            self._handlers["digest_entry"].close()
         self.pipeline = Pipeline(config, schema)
         self._handlers = {kind: cls(self.switch, self.pipeline) for kind, cls in HANDLERS.items()}
+        self._handlers["digest_entry"] = Digests(
+            self.switch, self.pipeline, primary=self.arbitration.primary
+        )
         log.info("pipeline committed (%d tables)", len(schema.tables))
 
     def _reconcile(self, config: p4r.ForwardingPipelineConfig, schema: Schema) -> None:
@@ -317,12 +326,21 @@ class Device:
     def arbitrate(self, controller: Controller, update: p4r.MasterArbitrationUpdate) -> None:
         """A MasterArbitrationUpdate; waits for writes in flight, as the spec asks."""
         with self.switch.lock:
+            primary = self.arbitration.primary()
             self.arbitration.arbitrate(controller, update)
+            self._primary_changed(primary)
 
     def leave(self, controller: Controller) -> None:
         with self.switch.lock:
+            primary = self.arbitration.primary()
             self.arbitration.leave(controller)
+            self._primary_changed(primary)
 
+    def _primary_changed(self, before: Controller | None) -> None:
+        """A new primary has received no digest list yet: nothing counts as sent."""
+        digests = self._handlers.get("digest_entry")
+        if digests is not None and self.arbitration.primary() is not before:
+            digests.forget_sent()
 
     def packet_out(self, controller: Controller, packet: p4r.PacketOut) -> None:
         """Inject a controller's PacketOut from the CPU port (primary only)."""
@@ -333,6 +351,21 @@ class Device:
         if self.ports is None:
             raise P4RuntimeError(Code.UNAVAILABLE, "the switch was started without ports")
         self.ports.inject_from_cpu(data)
+
+    def digest_ack(self, controller: Controller, ack: p4r.DigestListAck) -> None:
+        """The primary acknowledges a DigestList: its data may be sent again."""
+        if not self.arbitration.is_primary(controller):
+            raise permission_denied("only the primary controller acknowledges digest lists")
+        self._require_pipeline()
+        self._handlers["digest_entry"].ack(ack)
+
+    def digest(self, name: str, values: list[int]) -> None:
+        """A digest the data plane generated (called outside the switch lock)."""
+        digests = self._handlers.get("digest_entry")
+        if digests is None:
+            log.debug("digest '%s' dropped: no pipeline was set over P4Runtime", name)
+            return
+        digests.learn(name, values)
 
     def packet_in(self, data: bytes) -> None:
         """A packet the switch sent to its CPU port: a PacketIn for the primary."""
@@ -379,6 +412,7 @@ _STATE = (
     (p4r.Entity(counter_entry=p4r.CounterEntry()), p4r.Update.MODIFY),
     (p4r.Entity(meter_entry=p4r.MeterEntry()), p4r.Update.MODIFY),
     (p4r.Entity(register_entry=p4r.RegisterEntry()), p4r.Update.MODIFY),
+    (p4r.Entity(digest_entry=p4r.DigestEntry()), p4r.Update.INSERT),
 )
 
 

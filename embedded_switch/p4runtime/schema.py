@@ -3,8 +3,8 @@
 A `Schema` is built once per pipeline. It maps P4Info ids to the executor's names,
 orders match fields and action parameters as the executor expects them, and checks
 that the P4Info and the JSON describe the same program: every P4Info table, action,
-counter, meter, register and action profile must exist in the JSON with the same key
-fields, parameters and widths. A mismatch is an INVALID_ARGUMENT naming what differs.
+counter, meter, register, action profile and digest must exist in the JSON with the same
+key fields, parameters and widths. A mismatch is an INVALID_ARGUMENT naming what differs.
 
     schema = Schema.bind(p4info, switch.program)
     table = schema.tables.by_id[table_id]      # TableSchema
@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from finsy.proto import p4i
+from finsy.proto import p4i, p4t
 
 from embedded_switch.p4runtime.codec import PRIORITY_KINDS, MatchField
 from embedded_switch.p4runtime.status import invalid
@@ -109,6 +109,17 @@ class ControllerHeader:
     fields: tuple[Param, ...]
 
 
+@dataclass(frozen=True)
+class DigestSchema:
+    """A P4 `digest<T>`: how its data travels (`struct`, `tuple` or a lone `bitstring`)
+    and the widths of the values the data plane reports, in order."""
+
+    id: int
+    name: str
+    kind: str
+    widths: tuple[int, ...]
+
+
 @dataclass
 class Catalog(Generic[T]):
     """P4 objects of one kind, by P4Info id and by name."""
@@ -148,6 +159,7 @@ class Schema:
     direct_meters: Catalog[DirectSchema]
     registers: Catalog[ArraySchema]
     profiles: Catalog[ProfileSchema]
+    digests: Catalog[DigestSchema]
     packet_in: ControllerHeader | None
     packet_out: ControllerHeader | None
     action_ids: dict[str, int]  # executor action name -> P4Info id
@@ -187,6 +199,7 @@ class _Binder:
             direct_meters=direct_meters,
             registers=self._catalog("register", p.registers, self._register),
             profiles=self._catalog("action profile", p.action_profiles, self._profile),
+            digests=self._catalog("digest", p.digests, self._digest),
             packet_in=self._controller_header("packet_in"),
             packet_out=self._controller_header("packet_out"),
             action_ids={a.name: a.id for a in actions},
@@ -355,6 +368,30 @@ class _Binder:
             max_group_size=msg.max_group_size,
         )
 
+    def _digest(self, msg: p4i.Digest) -> DigestSchema:
+        name = msg.preamble.name
+        info = self._lookup("digest", self.program.digests, name)
+        kind = msg.type_spec.WhichOneof("type_spec")
+        if kind == "struct":
+            struct = self.p4info.type_info.structs.get(msg.type_spec.struct.name)
+            if struct is None:
+                raise invalid(f"P4Info digest '{name}': struct '{msg.type_spec.struct.name}'"
+                              " is missing from type_info")
+            members = [m.type_spec for m in struct.members]
+        elif kind == "tuple":
+            members = list(msg.type_spec.tuple.members)
+        elif kind == "bitstring":
+            members = [msg.type_spec]
+        else:
+            raise invalid(f"P4Info digest '{name}' is a {kind}; digests of structs, tuples"
+                          " and bitstrings are supported")
+        widths = tuple(_bitwidth(m, f"P4Info digest '{name}'") for m in members)
+        json_widths = tuple(f.bitwidth for f in info.fields)
+        if widths != json_widths:
+            raise invalid(f"P4Info digest '{name}' has fields of {list(widths)} bits"
+                          f" but the BMv2 JSON has {list(json_widths)}")
+        return DigestSchema(msg.preamble.id, name, kind, widths)
+
     def _controller_header(self, name: str) -> ControllerHeader | None:
         for header in self.p4info.controller_packet_metadata:
             if header.preamble.name == name:
@@ -363,3 +400,12 @@ class _Binder:
                 )
         return None
 
+
+
+def _bitwidth(type_spec: p4t.P4DataTypeSpec, where: str) -> int:
+    """The width of a `bit<W>` or `int<W>` type (digest data can hold nothing else)."""
+    if type_spec.WhichOneof("type_spec") == "bitstring":
+        kind = type_spec.bitstring.WhichOneof("type_spec")
+        if kind in ("bit", "int"):
+            return getattr(type_spec.bitstring, kind).bitwidth
+    raise invalid(f"{where}: only bit<W> and int<W> values are supported")

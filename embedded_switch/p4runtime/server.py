@@ -44,7 +44,8 @@ READ_CHUNK = 1000
 #: BMv2 JSON programs with unrolled layers are large: allow big messages both ways.
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
-#: Messages a controller may have waiting before further packet-ins are dropped.
+#: Messages a controller may have waiting before further packet-ins and digest lists
+#: are dropped.
 PACKET_IN_BACKLOG = 10_000
 
 _END = object()  # ends a StreamChannel response stream
@@ -102,11 +103,11 @@ class P4RuntimeService(p4r_grpc.P4RuntimeServicer):
         return p4r.CapabilitiesResponse(p4runtime_api_version=P4RUNTIME_API_VERSION)
 
     def StreamChannel(self, request_iterator, context) -> Iterator[p4r.StreamMessageResponse]:
-        """Arbitration, packet-out and packet-in for one controller.
+        """Arbitration, packet-out, packet-in and digests for one controller.
 
         A reader thread consumes the client's messages; this generator sends what
         the device queues for the controller (arbitration notices, packet-ins,
-        stream errors) until the stream ends or arbitration fails.
+        digest lists, stream errors) until the stream ends or arbitration fails.
         """
         outbox: queue.Queue = queue.Queue()
 
@@ -114,7 +115,8 @@ class P4RuntimeService(p4r_grpc.P4RuntimeServicer):
             if outbox.qsize() < PACKET_IN_BACKLOG:
                 outbox.put(message)
             else:
-                log.debug("packet-in dropped: the controller is %d messages behind", outbox.qsize())
+                kind = message.WhichOneof("update")
+                log.debug("%s dropped: the controller is %d messages behind", kind, outbox.qsize())
 
         controller = Controller(send=outbox.put, offer=offer)
         context.add_callback(lambda: outbox.put(_END))
@@ -143,9 +145,19 @@ class P4RuntimeService(p4r_grpc.P4RuntimeServicer):
                 if which == "arbitration":
                     self.device.arbitrate(controller, request.arbitration)
                 elif which == "packet":
-                    self._packet_out(controller, request.packet, outbox)
+                    packet = request.packet
+                    self._serve(
+                        lambda: self.device.packet_out(controller, packet),
+                        outbox,
+                        lambda: {"packet_out": p4r.PacketOutError(packet_out=packet)},
+                    )
                 elif which == "digest_ack":
-                    continue  # no digests are ever sent
+                    ack = request.digest_ack
+                    self._serve(
+                        lambda: self.device.digest_ack(controller, ack),
+                        outbox,
+                        lambda: {"digest_list_ack": p4r.DigestListAckError(digest_list_ack=ack)},
+                    )
                 else:
                     outbox.put(
                         _stream_error(
@@ -162,21 +174,21 @@ class P4RuntimeService(p4r_grpc.P4RuntimeServicer):
                 log.exception("StreamChannel reader failed")
         outbox.put(_END)
 
-    def _packet_out(self, controller: Controller, packet: p4r.PacketOut, outbox) -> None:
+    @staticmethod
+    def _serve(call, outbox: queue.Queue, details) -> None:
+        """Run a stream request; a failure becomes a StreamError whose `details()` name
+        the request (built only then: a packet-out carries its whole payload)."""
         try:
-            self.device.packet_out(controller, packet)
+            call()
         except SwitchError as exc:
             error = from_switch_error(exc)
         except P4RuntimeError as exc:
             error = exc
         else:
             return
-        log.debug("packet-out refused: %s", error)
-        outbox.put(
-            _stream_error(
-                error.code, error.message, packet_out=p4r.PacketOutError(packet_out=packet)
-            )
-        )
+        details = details()
+        log.debug("%s refused: %s", next(iter(details)), error)
+        outbox.put(_stream_error(error.code, error.message, **details))
 
 
 def _stream_error(code: int, message: str, **details) -> p4r.StreamMessageResponse:
