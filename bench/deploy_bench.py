@@ -118,16 +118,18 @@ def _plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    labels, values = [], []
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    labels, values, colors = [], [], []
     for target, times in results.items():
         for label, t in times.items():
-            labels.append(f"{target}\n{label}")
+            labels.append(f"{target}: {label}")
             values.append(statistics.median(t))
-    ax.bar(labels, values, color=["tab:blue", "tab:orange"] * (len(labels) // 2))
-    ax.tick_params(axis="x", labelsize=7)
-    ax.set_ylabel("median deployment time (s)")
-    ax.set_title("Deployment: batched vs one update per WriteRequest")
+            colors.append("tab:orange" if label.endswith("batch 1") else "tab:blue")
+    ax.barh(labels, values, color=colors)
+    ax.invert_yaxis()
+    ax.set_xlabel("median deployment time (s)")
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set_title("Deployment: batched (blue) vs one update per request (orange)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
