@@ -43,8 +43,6 @@ def bmv2_outputs(program: str, frames: list[bytes], writes: list | None = None) 
     """What BMv2 sends out of each port for each frame entering port 1 (after `writes`,
     finsy P4Runtime updates, if any)."""
     json_path = PROGRAMS / f"{program}.json"
-    if not json_path.exists():
-        pytest.skip(f"{json_path.name} not compiled")
     with NetLab("par", ports=PORTS) as lab:
         grpc = _free_port()
         cmd = [BMV2, "--log-level", "error", *[a for p in range(1, PORTS + 1) for a in ("-i", f"{p}@{lab.switch_ifname(p)}")],

@@ -92,9 +92,6 @@ def test_second_path_of_a_topology(capsys, layers: str) -> None:
 
 
 def test_onnx_model(capsys) -> None:
-    pytest.importorskip("onnx")
-    if not DIGITS_ONNX.exists():
-        pytest.skip(f"{DIGITS_ONNX} is not built")
     body = plan_json(capsys, "--topology", LINEAR, "--model", str(DIGITS_ONNX))
     assert body["assignment"][0] == "h1"
     assert "s1" in body["assignment"]
