@@ -431,15 +431,20 @@ class Switch:
         if not isinstance(index, int) or not 0 <= index < size:
             raise InvalidArgument(f"{kind} '{name}': index {index!r} out of range 0..{size - 1}")
 
+    @staticmethod
+    def _indexed(kind: str, name: str, indexed: dict, direct: dict, instead: str):
+        """The indexed counter or meter ``name``; a direct one is refused, naming ``instead``."""
+        if name in direct:
+            raise InvalidArgument(f"{kind} '{name}' is direct (table '{direct[name]}'): use {instead}")
+        found = indexed.get(name)
+        if found is None:
+            raise NotFound(f"no {kind} '{name}'")
+        return found
+
     def _counter(self, name: str):
         cp = self._prog()
-        if name in cp.direct_counters:
-            raise InvalidArgument(f"counter '{name}' is direct (table '{cp.direct_counters[name]}'): "
-                                  "use direct_counter_read/write")
-        c = cp.counters.get(name)
-        if c is None:
-            raise NotFound(f"no counter '{name}'")
-        return c
+        return self._indexed("counter", name, cp.counters, cp.direct_counters,
+                             "direct_counter_read/write")
 
     def counter_read(self, name: str, index: int) -> tuple[int, int]:
         with self.lock:
@@ -489,13 +494,7 @@ class Switch:
 
     def _meter(self, name: str):
         cp = self._prog()
-        if name in cp.direct_meters:
-            raise InvalidArgument(f"meter '{name}' is direct (table '{cp.direct_meters[name]}'): "
-                                  "use direct_meter_set/get")
-        m = cp.meters.get(name)
-        if m is None:
-            raise NotFound(f"no meter '{name}'")
-        return m
+        return self._indexed("meter", name, cp.meters, cp.direct_meters, "direct_meter_set/get")
 
     def meter_set(self, name: str, index: int, rates: list[tuple[int, int]] | None) -> None:
         with self.lock:

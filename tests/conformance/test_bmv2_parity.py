@@ -5,25 +5,16 @@ Skips (saying why) where BMv2 or root is missing."""
 import os
 import random
 import select
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.* from the repository root
+from dcia.targets import SwitchConfig, SwitchProcess, TargetError, find_bmv2, free_tcp_port
+from tests.conformance.loader import PROGRAMS, eth, load
+from tests.netlab import PACKET_OUTGOING, NetLab
 
-from scapy.layers.inet import IP, UDP  # noqa: E402
-from scapy.layers.l2 import Ether  # noqa: E402
-
-from tests.conformance.loader import PROGRAMS, eth, load  # noqa: E402
-from tests.netlab import PACKET_OUTGOING, NetLab  # noqa: E402
-
-BMV2 = shutil.which("simple_switch_grpc") or (
-    "/opt/p4/bin/simple_switch_grpc" if os.path.exists("/opt/p4/bin/simple_switch_grpc") else None)
+BMV2 = find_bmv2()
 PORTS = 4
 
 pytestmark = [
@@ -33,32 +24,20 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def bmv2_outputs(program: str, frames: list[bytes], writes: list | None = None) -> list[list[tuple[int, bytes]]]:
     """What BMv2 sends out of each port for each frame entering port 1 (after `writes`,
     finsy P4Runtime updates, if any)."""
-    json_path = PROGRAMS / f"{program}.json"
     with NetLab("par", ports=PORTS) as lab:
-        grpc = _free_port()
-        cmd = [BMV2, "--log-level", "error", *[a for p in range(1, PORTS + 1) for a in ("-i", f"{p}@{lab.switch_ifname(p)}")],
-               str(json_path), "--", "--grpc-server-addr", f"127.0.0.1:{grpc}"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        config = SwitchConfig(ports={p: lab.switch_ifname(p) for p in range(1, PORTS + 1)},
+                              grpc_addr=f"127.0.0.1:{free_tcp_port()}", device_id=0, log_level="error",
+                              json_path=PROGRAMS / f"{program}.json")
         try:
-            deadline = time.monotonic() + 15
-            while True:
-                with socket.socket() as s:
-                    if s.connect_ex(("127.0.0.1", grpc)) == 0:
-                        break
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"simple_switch_grpc did not start: {' '.join(cmd)}")
-                time.sleep(0.1)
+            proc = SwitchProcess("bmv2", config).start(timeout=15)
+        except TargetError as exc:
+            pytest.fail(str(exc))
+        try:
             if writes:
-                _p4runtime_write(program, f"127.0.0.1:{grpc}", writes)
+                _p4runtime_write(program, config.grpc_addr, writes)
             hosts = {p: lab.host_socket(p) for p in range(1, PORTS + 1)}
             for h in hosts.values():
                 h.drain()
@@ -68,12 +47,7 @@ def bmv2_outputs(program: str, frames: list[bytes], writes: list | None = None) 
                 results.append(_collect(hosts))
             return results
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            proc.stop()
 
 
 def _p4runtime_write(program: str, addr: str, writes: list) -> None:

@@ -4,7 +4,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import pytest
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
+from dcia.targets import free_tcp_port
 from embedded_switch.match import Exact
 from embedded_switch.ports import PortSet
 from embedded_switch.switch import Switch
@@ -96,12 +96,6 @@ def test_garbage_never_stops_the_switch(lab, switch_on):
     assert ports.stats["process_error"] == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_cli_forwards_and_stops_cleanly(lab, tmp_path):
     program = tmp_path / "unit.json"
     program.write_bytes(dumps(unit_program()))
@@ -109,7 +103,7 @@ def test_cli_forwards_and_stops_cleanly(lab, tmp_path):
            "-i", f"1@{lab.switch_ifname(1)}", "-i", f"2@{lab.switch_ifname(2)}",
            "--log-console", "--log-level", "warn", "--thrift-port", "9090", "--device-id", "3",
            "--pcap", str(tmp_path / "pcaps"),
-           "--", "--grpc-server-addr", f"127.0.0.1:{_free_port()}", "--cpu-port", str(CPU_PORT)]
+           "--", "--grpc-server-addr", f"127.0.0.1:{free_tcp_port()}", "--cpu-port", str(CPU_PORT)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "dcia-switch ready"

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
-import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -29,8 +27,8 @@ from tests.integration.test_p4runtime_server import (
     CPU_PORT,
     DEVICE_ID,
     Stream,
-    _simple_switch_grpc,
     rpc_error,
+    running_bmv2,
     update_codes,
 )
 
@@ -380,21 +378,5 @@ def _parity_sequence(port: int) -> list:
 
 @pytest.mark.parity
 def test_the_same_digest_sequence_gives_the_same_results_as_bmv2(server, tmp_path):
-    binary = _simple_switch_grpc()
-    if binary is None:
-        pytest.skip("simple_switch_grpc (BMv2) is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    bmv2 = subprocess.Popen(
-        [binary, "--no-p4", "--device-id", str(DEVICE_ID), "--log-level", "off", "--",
-         "--grpc-server-addr", f"127.0.0.1:{port}", "--cpu-port", str(CPU_PORT)],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "bmv2.log").open("w"),
-    )
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            grpc.channel_ready_future(channel).result(timeout=20)
+    with running_bmv2(tmp_path) as port:
         assert _parity_sequence(server.port) == _parity_sequence(port)
-    finally:
-        bmv2.terminate()
-        bmv2.wait(timeout=10)

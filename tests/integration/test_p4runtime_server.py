@@ -9,12 +9,11 @@ ids), and once with finsy's own `Switch` client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import queue
-import shutil
-import socket
-import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import finsy as fy
@@ -23,6 +22,7 @@ import pytest
 from finsy.p4entity import P4Replica, decode_entity
 from finsy.proto import p4r, p4r_grpc, rpc_status
 
+from dcia.targets import SwitchConfig, SwitchProcess, find_bmv2, free_tcp_port
 from embedded_switch.p4runtime.server import P4RUNTIME_API_VERSION, serve
 from embedded_switch.p4runtime.status import Code
 from embedded_switch.ports import PortSet
@@ -809,10 +809,16 @@ def ipv4(ttl: int) -> bytes:
 # -- parity with BMv2 -------------------------------------------------------------------
 
 
-def _simple_switch_grpc() -> str | None:
-    return shutil.which("simple_switch_grpc") or shutil.which(
-        "simple_switch_grpc", path="/opt/p4/bin:/usr/local/bin"
-    )
+@contextlib.contextmanager
+def running_bmv2(tmp_path: Path) -> Iterator[int]:
+    """BMv2 simple_switch_grpc without a program, as the server under test starts; yields
+    its P4Runtime port. Skips where BMv2 is not installed."""
+    if find_bmv2() is None:
+        pytest.skip("simple_switch_grpc (BMv2) is not installed")
+    config = SwitchConfig(ports={}, grpc_addr=f"127.0.0.1:{free_tcp_port()}",
+                          device_id=DEVICE_ID, cpu_port=CPU_PORT, log_level="off")
+    with SwitchProcess("bmv2", config, stdout_path=tmp_path / "bmv2.log"):
+        yield int(config.grpc_addr.rsplit(":", 1)[1])
 
 
 def _codes(call) -> object:
@@ -894,21 +900,5 @@ def _parity_sequence(port: int) -> list:
 
 @pytest.mark.parity
 def test_the_same_requests_give_the_same_results_as_bmv2(server, tmp_path):
-    binary = _simple_switch_grpc()
-    if binary is None:
-        pytest.skip("simple_switch_grpc (BMv2) is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    bmv2 = subprocess.Popen(
-        [binary, "--no-p4", "--device-id", str(DEVICE_ID), "--log-level", "off", "--",
-         "--grpc-server-addr", f"127.0.0.1:{port}", "--cpu-port", str(CPU_PORT)],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "bmv2.log").open("w"),
-    )
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            grpc.channel_ready_future(channel).result(timeout=20)
+    with running_bmv2(tmp_path) as port:
         assert _parity_sequence(server.port) == _parity_sequence(port)
-    finally:
-        bmv2.terminate()
-        bmv2.wait(timeout=10)
