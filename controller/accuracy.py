@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from controller.demo_model import MODEL_PATH, digits_split
-from controller.model import FloatModel, QuantizedModel
+from dcia.model import FloatModel, QuantizedModel
 from controller.onnx_import import import_onnx
 from controller.quantize import Method, quantize
 from dcia.errors import DciaError

@@ -42,7 +42,8 @@ from controller.planner import (
     read_layer_list,
 )
 from controller.topology import Route, Topology, load_topology
-from dcia.capability import LayerShape, NodeKind
+from dcia.capability import NodeKind
+from dcia.layers import LayerShape
 from dcia.errors import DciaError, ModelImportError, PlanError
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def read_model_shapes(path: Path) -> tuple[str, list[LayerShape]]:
         model = prepare(import_onnx(path))
         return model.name, list(model.layers)
     if suffix == ".json" and _is_saved_model(path):
-        from controller.model import QuantizedModel
+        from dcia.model import QuantizedModel
 
         model = QuantizedModel.load(path)
         return model.name, list(model.layers)
@@ -258,7 +259,7 @@ def configure_deploy(parser: argparse.ArgumentParser) -> None:
 
 def load_quantized(path: Path, calibration: str | None):
     """A QuantizedModel from a saved .json, or an .onnx model calibrated on samples."""
-    from controller.model import QuantizedModel
+    from dcia.model import QuantizedModel
 
     if not path.is_file():
         raise ModelImportError(f"model file {path} not found")

@@ -1,7 +1,7 @@
 """Table entries of the DCIA program: quantized layers, versions, steering and routes.
 
 This module knows the P4 program's tables, actions and parameter layouts by *name*
-(the P4Info is the API, DESIGN.md contract 3); finsy's schema turns names into ids and
+(the P4Info is the API between p4src/dcia.p4 and the controller); finsy's schema turns names into ids and
 values into canonical byte strings when the entries are written.
 
     >>> e = dense_entries(DenseLayer([[1, -1]], [3], [1], [0]), model_id=1, version=2, index=4)
@@ -17,8 +17,9 @@ from collections.abc import Sequence
 
 import finsy as fy
 
+from dcia.capability import DCIA_PROGRAM, Capability
 from dcia.errors import ParameterRangeError
-from dcia.layers import DenseLayer, ElementwiseLayer, EmbeddingLayer, Layer, fits_switch
+from dcia.layers import DenseLayer, ElementwiseLayer, EmbeddingLayer, Layer, LayerKind
 from dcia.wire import MAX_NET_ELEMS
 
 INGRESS = "DciaIngress"
@@ -132,21 +133,26 @@ def embedding_entries(
     return entries
 
 
+_BUILDERS = {
+    LayerKind.DENSE: dense_entries,
+    LayerKind.ELEMENTWISE: elementwise_entries,
+    LayerKind.EMBEDDING: embedding_entries,
+}
+
+
 def layer_entries(
-    layer: Layer, *, model_id: int, version: int, index: int, more: bool = False
+    layer: Layer, *, model_id: int, version: int, index: int, more: bool = False,
+    switch: Capability = DCIA_PROGRAM,
 ) -> list[fy.P4TableEntry]:
     """All entries that put ``layer`` (layer ``index`` of the model) on a switch.
 
-    ``more`` tells the switch that layer ``index + 1`` is on it too (recirculate).
+    ``more`` tells the switch that layer ``index + 1`` is on it too (recirculate);
+    ``switch.can_run`` decides whether the layer fits.
     """
-    problem = fits_switch(layer)
+    problem = switch.can_run(layer)
     if problem:
-        raise ParameterRangeError(f"layer {index}: {problem}")
-    build = {
-        "dense": dense_entries,
-        "elementwise": elementwise_entries,
-        "embedding": embedding_entries,
-    }[layer.kind]
+        raise ParameterRangeError(f"layer {index} {problem}")
+    build = _BUILDERS[layer.kind]
     return build(layer, model_id=model_id, version=version, index=index, more=more)
 
 

@@ -35,7 +35,7 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
-from controller.model import (
+from dcia.model import (
     FloatDense,
     FloatElementwise,
     FloatEmbedding,

@@ -57,8 +57,9 @@ from pathlib import Path
 from typing import Any
 
 from controller.topology import Route
-from dcia.capability import Capability, LayerShape, NodeKind
-from dcia.errors import ModelImportError, PlanError
+from dcia.capability import Capability, NodeKind
+from dcia.layers import LayerKind, LayerShape, check_chain, mac_count
+from dcia.errors import ModelImportError, ParameterRangeError, PlanError
 from dcia.wire import HEADER_BYTES, MAX_WIRE_ELEMS
 
 log = logging.getLogger(__name__)
@@ -81,15 +82,19 @@ class Objective(StrEnum):
 class LayerSpec:
     """A layer's shape alone, for planning without weights (see ``read_layer_list``)."""
 
-    kind: str
+    kind: LayerKind
     n_in: int
     n_out: int
     macs: int = -1
-    """Defaults to what dcia.layers counts: n_in * n_out for dense, n_in for element-wise, 0 for embedding."""
+    """Defaults to what dcia.layers.mac_count counts."""
 
     def __post_init__(self) -> None:
-        if self.kind not in ("dense", "elementwise", "embedding"):
-            raise ModelImportError(f"layer kind {self.kind!r} is not dense, elementwise or embedding")
+        try:
+            object.__setattr__(self, "kind", LayerKind(self.kind))
+        except ValueError:
+            raise ModelImportError(
+                f"layer kind {self.kind!r} is not {', '.join(LayerKind)}"
+            ) from None
         for name in ("n_in", "n_out", "macs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -97,8 +102,7 @@ class LayerSpec:
         if self.n_in < 1 or self.n_out < 1:
             raise ModelImportError(f"a {self.kind} layer needs at least one input and one output")
         if self.macs < 0:
-            default = {"dense": self.n_in * self.n_out, "elementwise": self.n_in, "embedding": 0}
-            object.__setattr__(self, "macs", default[self.kind])
+            object.__setattr__(self, "macs", mac_count(self.kind, self.n_in, self.n_out))
 
 
 def read_layer_list(path: str | Path) -> list[LayerSpec]:
@@ -136,11 +140,10 @@ def read_layer_list(path: str | Path) -> list[LayerSpec]:
             raise ModelImportError(
                 f"{path.name}: layer {i}: {e}; each layer has kind, n_in, n_out and optionally macs"
             ) from None
-    for i, (a, b) in enumerate(zip(layers, layers[1:]), start=1):
-        if a.n_out != b.n_in:
-            raise ModelImportError(
-                f"{path.name}: layer {i - 1} has {a.n_out} outputs but layer {i} takes {b.n_in} inputs"
-            )
+    try:
+        check_chain(layers)
+    except ParameterRangeError as e:
+        raise ModelImportError(f"{path.name}: {e}") from None
     return layers
 
 

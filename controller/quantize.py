@@ -1,6 +1,6 @@
 """Post-training int8 quantization of a float model into the integer layers DCIA deploys.
 
-    >>> from controller.model import FloatDense, FloatModel
+    >>> from dcia.model import FloatDense, FloatModel
     >>> fm = FloatModel("tiny", [FloatDense(np.array([[0.5, -1.0]]), np.array([0.25]), relu=True)])
     >>> qm = quantize(fm, np.array([[1.0, 0.0], [0.0, -1.0], [2.0, 1.0]]))
     >>> qm.layers[0].weights, qm.predict(np.array([[1.0, 0.0]])).tolist()
@@ -36,7 +36,7 @@ from typing import Literal
 
 import numpy as np
 
-from controller.model import (
+from dcia.model import (
     FloatDense,
     FloatElementwise,
     FloatEmbedding,
@@ -48,7 +48,8 @@ from controller.model import (
 from dcia import arithmetic
 from dcia.arithmetic import Activation
 from dcia.errors import ParameterRangeError
-from dcia.layers import DenseLayer, ElementwiseLayer, EmbeddingLayer, Layer, fits_switch
+from dcia.capability import DCIA_PROGRAM
+from dcia.layers import DenseLayer, ElementwiseLayer, EmbeddingLayer, Layer
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def prepare(model: FloatModel) -> FloatModel:
             isinstance(layer, FloatDense)
             and isinstance(prev, FloatElementwise)
             and not prev.relu
-            and fits_switch(prev) is not None
+            and DCIA_PROGRAM.can_run(prev) is not None
         ):
             layers[-1] = fold_into_dense(prev, layer)
         else:

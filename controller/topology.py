@@ -51,7 +51,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from dcia.capability import Capability, NodeKind
+from dcia.capability import DCIA_PROGRAM, Capability, NodeKind
 from dcia.errors import CapabilityError, TopologyError
 
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
@@ -313,8 +313,12 @@ class _Parser:
         device_id = table.get("device_id")
         if not isinstance(device_id, int) or isinstance(device_id, bool) or device_id < 0:
             raise TopologyError(f"switch {name}: device_id must be an integer >= 0, not {device_id!r}")
+        capability = _capability(name, {**table, "kind": NodeKind.SWITCH}, _SWITCH_KEYS)
+        beyond = capability.claims_beyond(DCIA_PROGRAM)
+        if beyond:
+            raise TopologyError(f"switch {name}: {beyond}; lower it in the topology file")
         return Switch(
-            _capability(name, {**table, "kind": NodeKind.SWITCH}, _SWITCH_KEYS),
+            capability,
             grpc,
             device_id,
             self.tls(name, table.get("tls")),

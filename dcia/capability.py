@@ -1,6 +1,6 @@
 """The capability record: what a node advertises to the planner and to the steering logic.
 
-DESIGN.md contract 4: this is the one definition of a node's abilities and state. It follows
+This module is the one definition of a node's abilities and state. It follows
 the IETF CATS metric model (draft-ietf-cats-metric-definition, "CATS Metrics Definition"),
 which describes a service site by metrics on three levels:
 
@@ -34,9 +34,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any
 
 from dcia.errors import CapabilityError
+from dcia.layers import LayerKind, LayerShape
 from dcia.wire import MAX_NET_ELEMS, MAX_PASSES
 
 
@@ -49,26 +50,10 @@ class NodeKind(StrEnum):
 class Op(StrEnum):
     """Operations a node computes; ``ANY`` (edge and cloud only) means every layer kind."""
 
-    DENSE = "dense"
-    ELEMENTWISE = "elementwise"
-    EMBEDDING = "embedding"
+    DENSE = LayerKind.DENSE.value
+    ELEMENTWISE = LayerKind.ELEMENTWISE.value
+    EMBEDDING = LayerKind.EMBEDDING.value
     ANY = "any"
-
-
-class LayerShape(Protocol):
-    """What the planner and ``can_run`` need of a layer: every ``dcia.layers.Layer`` has it."""
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def n_in(self) -> int: ...
-
-    @property
-    def n_out(self) -> int: ...
-
-    @property
-    def macs(self) -> int: ...
 
 
 _KIND_DEFAULTS: Mapping[NodeKind, Mapping[str, Any]] = MappingProxyType({
@@ -221,6 +206,23 @@ class Capability:
                     return f"has {n} {side} but {self.label} supports at most {self.max_elems}"
         return None
 
+    def claims_beyond(self, program: Capability) -> str | None:
+        """What this switch record claims that ``program`` (the P4 program it runs) cannot do.
+
+        >>> Capability.nominal("s1", "switch", max_elems=32).claims_beyond(DCIA_PROGRAM)
+        'max_elems = 32, but its P4 program computes layers of at most 16 elements'
+        """
+        extra = self.operations - program.operations
+        if extra:
+            return (f"operations {sorted(extra)} are not in its P4 program "
+                    f"(it computes {', '.join(sorted(program.operations))})")
+        for name, what in (("max_elems", "layers of at most {} elements"),
+                           ("layers_per_pass", "at most {} layers per pass")):
+            limit, claimed = getattr(program, name), getattr(self, name)
+            if limit is not None and (claimed is None or claimed > limit):
+                return f"{name} = {claimed}, but its P4 program computes {what.format(limit)}"
+        return None
+
     def layer_seconds(self, layer: LayerShape) -> float:
         """Predicted time to compute ``layer`` here, under the current load."""
         work = self.layer_time_s
@@ -308,6 +310,11 @@ class Capability:
                 f"node {name}: a loaded model has model_id, version and optional layers ({e})"
             ) from None
         return cls(**values)
+
+
+DCIA_PROGRAM = Capability.nominal("dcia.p4", NodeKind.SWITCH)
+"""What p4src/dcia.p4 computes: every switch record is checked against it when loaded, and the
+quantizer and the entry generator ask it whether a layer fits a switch."""
 
 
 @dataclass(frozen=True)

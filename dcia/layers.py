@@ -11,14 +11,67 @@ integer reference (dcia.arithmetic), so all of them agree bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
 
 import numpy as np
 
 from dcia import arithmetic
 from dcia.arithmetic import Activation
 from dcia.errors import ParameterRangeError
-from dcia.wire import MAX_NET_ELEMS
+
+
+class LayerKind(StrEnum):
+    """The operations of a layer, float or quantized, and of a layer list's entries."""
+
+    DENSE = "dense"
+    ELEMENTWISE = "elementwise"
+    EMBEDDING = "embedding"
+
+
+class LayerShape(Protocol):
+    """What planning and ``Capability.can_run`` need of a layer; every layer record has it."""
+
+    @property
+    def kind(self) -> LayerKind: ...
+
+    @property
+    def n_in(self) -> int: ...
+
+    @property
+    def n_out(self) -> int: ...
+
+    @property
+    def macs(self) -> int: ...
+
+
+def mac_count(kind: LayerKind | str, n_in: int, n_out: int) -> int:
+    """Multiply-accumulates of one layer: the one rule every layer record and the planner use.
+
+    >>> mac_count("dense", 16, 10), mac_count("elementwise", 16, 16), mac_count("embedding", 2, 8)
+    (160, 16, 0)
+    """
+    kind = LayerKind(kind)
+    if kind is LayerKind.DENSE:
+        return n_in * n_out
+    return n_in if kind is LayerKind.ELEMENTWISE else 0
+
+
+def check_chain(layers: Sequence[LayerShape]) -> None:
+    """Raise ParameterRangeError unless each layer takes as many inputs as the one before gives.
+
+    >>> check_chain([DenseLayer([[1, 2]], [0], [1], [0]), DenseLayer([[1, 2]], [0], [1], [0])])
+    Traceback (most recent call last):
+    ...
+    dcia.errors.ParameterRangeError: layer 0 has 1 outputs but layer 1 takes 2 inputs
+    """
+    for i, (a, b) in enumerate(zip(layers, layers[1:]), start=1):
+        if a.n_out != b.n_in:
+            raise ParameterRangeError(
+                f"layer {i - 1} has {a.n_out} outputs but layer {i} takes {b.n_in} inputs"
+            )
 
 
 @dataclass(frozen=True)
@@ -30,7 +83,7 @@ class DenseLayer:
     mult: list[int]
     shift: list[int]
     act: Activation = Activation.IDENTITY
-    kind: str = field(default="dense", init=False)
+    kind: LayerKind = field(default=LayerKind.DENSE, init=False)
 
     def __post_init__(self) -> None:
         if not self.weights or not self.weights[0]:
@@ -58,7 +111,7 @@ class DenseLayer:
 
     @property
     def macs(self) -> int:
-        return self.n_in * self.n_out
+        return mac_count(self.kind, self.n_in, self.n_out)
 
     def forward(self, x: list[int]) -> list[int]:
         return arithmetic.dense(x, self.weights, self.bias, self.mult, self.shift, self.act)
@@ -79,7 +132,7 @@ class ElementwiseLayer:
     mult: int
     shift: int
     act: Activation = Activation.IDENTITY
-    kind: str = field(default="elementwise", init=False)
+    kind: LayerKind = field(default=LayerKind.ELEMENTWISE, init=False)
 
     def __post_init__(self) -> None:
         if len(self.scales) != len(self.offsets) or not self.scales:
@@ -100,7 +153,7 @@ class ElementwiseLayer:
 
     @property
     def macs(self) -> int:
-        return self.n_in
+        return mac_count(self.kind, self.n_in, self.n_out)
 
     def forward(self, x: list[int]) -> list[int]:
         return arithmetic.elementwise(x, self.scales, self.offsets, self.mult, self.shift, self.act)
@@ -115,7 +168,7 @@ class EmbeddingLayer:
 
     table: dict[int, list[int]]
     dim: int
-    kind: str = field(default="embedding", init=False)
+    kind: LayerKind = field(default=LayerKind.EMBEDDING, init=False)
 
     def __post_init__(self) -> None:
         for ident, vec in self.table.items():
@@ -135,7 +188,7 @@ class EmbeddingLayer:
 
     @property
     def macs(self) -> int:
-        return 0
+        return mac_count(self.kind, self.n_in, self.n_out)
 
     def forward(self, x: list[int]) -> list[int]:
         return arithmetic.embedding(x, self.table)
@@ -146,11 +199,3 @@ class EmbeddingLayer:
 
 Layer = DenseLayer | ElementwiseLayer | EmbeddingLayer
 
-
-def fits_switch(layer: Layer, max_elems: int = MAX_NET_ELEMS) -> str | None:
-    """Why ``layer`` cannot run on a switch of the DCIA program, or None if it can."""
-    if layer.n_in > max_elems:
-        return f"{layer.kind} layer has {layer.n_in} inputs but a switch takes at most {max_elems}"
-    if layer.n_out > max_elems:
-        return f"{layer.kind} layer has {layer.n_out} outputs but a switch supports at most {max_elems}"
-    return None

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.model import QuantizedModel
+from dcia.model import QuantizedModel
 from dcia.wire import DCIA_UDP_PORT, HEADER_BYTES, Flag, Status, malformation
 from hosts import messages
 
@@ -74,7 +74,7 @@ class CloudStats:
 class CloudServer:
     """The answering logic, independent of sockets: ``handle(payload, source)``.
 
-    >>> from controller.model import FloatDense, FloatModel
+    >>> from dcia.model import FloatDense, FloatModel
     >>> from dcia.layers import DenseLayer
     >>> fm = FloatModel("m", [FloatDense(np.eye(2), np.zeros(2))])
     >>> qm = QuantizedModel("m", 1, 1, [DenseLayer([[1, 0], [0, 2]], [0, 0], [1, 1], [0, 0])], [1.0, 1.0], fm)

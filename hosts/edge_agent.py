@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.model import QuantizedModel
+from dcia.model import QuantizedModel
 from dcia.wire import DCIA_UDP_PORT, Flag, malformation
 from hosts import messages
 

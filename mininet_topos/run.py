@@ -34,7 +34,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from controller.demo_model import MODEL_PATH, digits_split
-from controller.model import QuantizedModel
+from dcia.model import QuantizedModel
 from controller.onnx_import import import_onnx
 from controller.planner import Constraints, Objective, Plan, plan
 from controller.quantize import quantize

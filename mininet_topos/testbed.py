@@ -37,7 +37,7 @@ from mininet.log import setLogLevel
 from mininet.net import Mininet
 
 from controller.deploy import Deployment, SwitchAssignment, apply, from_plan, switch_status
-from controller.model import QuantizedModel
+from dcia.model import QuantizedModel
 from controller.p4rt import PushPolicy, SwitchEndpoint, endpoint_of
 from controller.planner import Plan
 from controller.routing import host_address, install_routes

@@ -31,7 +31,7 @@ def build(args: argparse.Namespace) -> DCIA:
     if args.model:
         import numpy as np
 
-        from controller.model import QuantizedModel
+        from dcia.model import QuantizedModel
 
         model = QuantizedModel.load(args.model)
         if args.inputs is None:

@@ -99,7 +99,7 @@ def test_onnx_model(capsys) -> None:
 
 def test_saved_quantized_model(capsys, tmp_path: Path) -> None:
     np = pytest.importorskip("numpy")
-    model = pytest.importorskip("controller.model")
+    model = pytest.importorskip("dcia.model")
     from dcia.layers import DenseLayer
 
     floats = model.FloatModel("tiny", [model.FloatDense(np.ones((16, 64)), np.zeros(16)),

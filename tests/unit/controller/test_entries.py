@@ -54,7 +54,7 @@ def test_elementwise_and_embedding_layers():
 
 def test_a_layer_too_large_for_a_switch_is_refused_with_its_size():
     wide = DenseLayer([[0] * 64] * 16, [0] * 16, [1] * 16, [0] * 16)
-    with pytest.raises(ParameterRangeError, match="layer 0: dense layer has 64 inputs but a switch takes at most 16"):
+    with pytest.raises(ParameterRangeError, match="layer 0 has 64 inputs but switch dcia.p4 supports at most 16"):
         E.layer_entries(wide, model_id=1, version=1, index=0)
 
 

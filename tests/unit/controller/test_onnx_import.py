@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from controller.model import FloatDense, FloatElementwise, FloatEmbedding
+from dcia.model import FloatDense, FloatElementwise, FloatEmbedding
 from controller.onnx_import import SUPPORTED, import_onnx
 from dcia.errors import ModelImportError
 

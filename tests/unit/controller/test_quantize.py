@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 
-from controller.model import FloatDense, FloatElementwise, FloatEmbedding, FloatModel
+from dcia.model import FloatDense, FloatElementwise, FloatEmbedding, FloatModel
 from controller.quantize import calibrate, layer_errors, prepare, quantize
 from dcia import arithmetic
 from dcia.errors import ParameterRangeError

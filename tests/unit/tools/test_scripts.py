@@ -15,7 +15,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
-from controller.model import FloatDense, FloatModel, QuantizedModel
+from dcia.model import FloatDense, FloatModel, QuantizedModel
 from dcia.layers import DenseLayer
 from dcia.wire import DCIA, Flag, tensor_packet
 from hosts.cloud_server import CloudServer, serve

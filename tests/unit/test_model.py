@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from controller.model import (
+from dcia.model import (
     FloatDense,
     FloatElementwise,
     FloatEmbedding,
@@ -139,7 +139,7 @@ class TestSaveLoad:
     def test_consistent_but_invalid_content(self, quantized, tmp_path):
         body = quantized.to_dict()
         body["layers"][1]["weights"][0][0] = 300  # not an int8, hash recomputed to match
-        from controller.model import (
+        from dcia.model import (
             _digest,
         )  # the file format's own hash, to forge a consistent file
 

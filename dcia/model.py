@@ -24,8 +24,17 @@ import numpy as np
 
 from dcia import arithmetic
 from dcia.arithmetic import Activation
+from dcia.capability import DCIA_PROGRAM, Capability
 from dcia.errors import DciaError, ModelFileError, ModelIntegrityError, ParameterRangeError
-from dcia.layers import DenseLayer, ElementwiseLayer, EmbeddingLayer, Layer, fits_switch
+from dcia.layers import (
+    DenseLayer,
+    ElementwiseLayer,
+    EmbeddingLayer,
+    Layer,
+    LayerKind,
+    check_chain,
+    mac_count,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +55,7 @@ class FloatDense:
     weights: np.ndarray
     bias: np.ndarray
     relu: bool = False
-    kind: str = field(default="dense", init=False)
+    kind: LayerKind = field(default=LayerKind.DENSE, init=False)
 
     def __post_init__(self) -> None:
         if self.weights.ndim != 2 or self.bias.shape != (self.weights.shape[0],):
@@ -64,7 +73,7 @@ class FloatDense:
 
     @property
     def macs(self) -> int:
-        return self.n_in * self.n_out
+        return mac_count(self.kind, self.n_in, self.n_out)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         y = x @ self.weights.T + self.bias
@@ -78,7 +87,7 @@ class FloatElementwise:
     scale: np.ndarray
     offset: np.ndarray
     relu: bool = False
-    kind: str = field(default="elementwise", init=False)
+    kind: LayerKind = field(default=LayerKind.ELEMENTWISE, init=False)
 
     def __post_init__(self) -> None:
         if self.scale.ndim != 1 or self.scale.shape != self.offset.shape:
@@ -95,7 +104,7 @@ class FloatElementwise:
 
     @property
     def macs(self) -> int:
-        return self.n_in
+        return mac_count(self.kind, self.n_in, self.n_out)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         y = x * self.scale + self.offset
@@ -107,7 +116,7 @@ class FloatEmbedding:
     """Id -> row of ``table`` (shape (vocabulary, dim)); the input is one integer id."""
 
     table: np.ndarray
-    kind: str = field(default="embedding", init=False)
+    kind: LayerKind = field(default=LayerKind.EMBEDDING, init=False)
 
     def __post_init__(self) -> None:
         if self.table.ndim != 2:
@@ -121,7 +130,7 @@ class FloatEmbedding:
 
     @property
     def macs(self) -> int:
-        return 0
+        return mac_count(self.kind, self.n_in, self.n_out)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         ids = np.asarray(x).reshape(len(x), -1)[:, 0].astype(np.int64)
@@ -189,13 +198,10 @@ class FloatModel:
             raise ParameterRangeError(f"model {self.name!r} has no layers")
         if self.output not in OUTPUTS:
             raise ParameterRangeError(f"model output {self.output!r} is not one of {OUTPUTS}")
-        for i, (a, b) in enumerate(zip(self.layers, self.layers[1:]), start=1):
-            if isinstance(b, FloatEmbedding):
+        for i, layer in enumerate(self.layers[1:], start=1):
+            if isinstance(layer, FloatEmbedding):
                 raise ParameterRangeError(f"layer {i} is an embedding; only the first layer may be")
-            if a.n_out != b.n_in:
-                raise ParameterRangeError(
-                    f"layer {i - 1} has {a.n_out} outputs but layer {i} takes {b.n_in} inputs"
-                )
+        check_chain(self.layers)
 
     @property
     def input_size(self) -> int:
@@ -255,11 +261,7 @@ class QuantizedModel:
                 f"quantized model with {n} layers has {len(self.scales)} scales and "
                 f"{len(self.float_model.layers)} float layers (want {n + 1} and {n})"
             )
-        for i, (a, b) in enumerate(zip(self.layers, self.layers[1:]), start=1):
-            if a.n_out != b.n_in:
-                raise ParameterRangeError(
-                    f"layer {i - 1} has {a.n_out} outputs but layer {i} takes {b.n_in} inputs"
-                )
+        check_chain(self.layers)
 
     @property
     def input_scale(self) -> float:
@@ -276,11 +278,11 @@ class QuantizedModel:
     @property
     def takes_ids(self) -> bool:
         """True when the input is an embedding id rather than a feature vector."""
-        return self.layers[0].kind == "embedding"
+        return self.layers[0].kind is LayerKind.EMBEDDING
 
-    def switch_problems(self) -> dict[int, str]:
-        """Layers a switch cannot run, with the reason (they run on the edge or the cloud)."""
-        return {i: p for i, layer in enumerate(self.layers) if (p := fits_switch(layer))}
+    def switch_problems(self, switch: Capability = DCIA_PROGRAM) -> dict[int, str]:
+        """Layers ``switch`` cannot run, with the reason (they run on the edge or the cloud)."""
+        return {i: p for i, layer in enumerate(self.layers) if (p := switch.can_run(layer))}
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
         """Float features (batch, n) -> int8 tensors; ids (batch,) -> their two id elements.
@@ -416,7 +418,7 @@ def _digest(body: Any) -> str:
 def _layer_to_dict(layer: Layer) -> dict[str, Any]:
     if isinstance(layer, DenseLayer):
         return {
-            "kind": layer.kind,
+            "kind": str(layer.kind),
             "weights": layer.weights,
             "bias": layer.bias,
             "mult": layer.mult,
@@ -425,7 +427,7 @@ def _layer_to_dict(layer: Layer) -> dict[str, Any]:
         }
     if isinstance(layer, ElementwiseLayer):
         return {
-            "kind": layer.kind,
+            "kind": str(layer.kind),
             "scales": layer.scales,
             "offsets": layer.offsets,
             "mult": layer.mult,
@@ -433,26 +435,25 @@ def _layer_to_dict(layer: Layer) -> dict[str, Any]:
             "act": int(layer.act),
         }
     return {
-        "kind": layer.kind,
+        "kind": str(layer.kind),
         "dim": layer.dim,
         "table": {str(k): v for k, v in sorted(layer.table.items())},
     }
 
 
 def _layer_from_dict(d: dict[str, Any]) -> Layer:
-    if d["kind"] == "dense":
+    kind = LayerKind(d["kind"])
+    if kind is LayerKind.DENSE:
         return DenseLayer(d["weights"], d["bias"], d["mult"], d["shift"], Activation(d["act"]))
-    if d["kind"] == "elementwise":
+    if kind is LayerKind.ELEMENTWISE:
         return ElementwiseLayer(
             d["scales"], d["offsets"], d["mult"], d["shift"], Activation(d["act"])
         )
-    if d["kind"] == "embedding":
-        return EmbeddingLayer({int(k): v for k, v in d["table"].items()}, d["dim"])
-    raise ValueError(f"unknown layer kind {d['kind']!r}")
+    return EmbeddingLayer({int(k): v for k, v in d["table"].items()}, d["dim"])
 
 
 def _float_layer_to_dict(layer: FloatLayer) -> dict[str, Any]:
-    d: dict[str, Any] = {"kind": layer.kind}
+    d: dict[str, Any] = {"kind": str(layer.kind)}
     if isinstance(layer, FloatDense):
         d.update(weights=layer.weights.tolist(), bias=layer.bias.tolist(), relu=layer.relu)
     elif isinstance(layer, FloatElementwise):
@@ -463,12 +464,11 @@ def _float_layer_to_dict(layer: FloatLayer) -> dict[str, Any]:
 
 
 def _float_layer_from_dict(d: dict[str, Any]) -> FloatLayer:
-    if d["kind"] == "dense":
+    kind = LayerKind(d["kind"])
+    if kind is LayerKind.DENSE:
         return FloatDense(np.array(d["weights"], float), np.array(d["bias"], float), d["relu"])
-    if d["kind"] == "elementwise":
+    if kind is LayerKind.ELEMENTWISE:
         return FloatElementwise(
             np.array(d["scale"], float), np.array(d["offset"], float), d["relu"]
         )
-    if d["kind"] == "embedding":
-        return FloatEmbedding(np.array(d["table"], float))
-    raise ValueError(f"unknown layer kind {d['kind']!r}")
+    return FloatEmbedding(np.array(d["table"], float))
