@@ -4,9 +4,13 @@ Both take simple_switch_grpc's command line, so one launcher serves tests, bench
 the Mininet switch class; only the program differs.
 
     >>> cmd = SwitchConfig(ports={1: "veth1", 2: "veth2"}, grpc_addr="127.0.0.1:50001",
-    ...                    device_id=1).command(["simple_switch_grpc"])
+    ...                    thrift_port=9091, device_id=1).command(["simple_switch_grpc"])
     >>> " ".join(cmd)
-    'simple_switch_grpc --device-id 1 -i 1@veth1 -i 2@veth2 --log-level info --no-p4 -- --grpc-server-addr 127.0.0.1:50001 --cpu-port 255'
+    'simple_switch_grpc --device-id 1 -i 1@veth1 -i 2@veth2 --thrift-port 9091 --log-level info --no-p4 -- --grpc-server-addr 127.0.0.1:50001 --cpu-port 255'
+
+BMv2 built with Thrift (its default) also serves Thrift, on port 9090 unless told
+otherwise, so two switches started without ``thrift_port`` collide; SwitchProcess gives a
+BMv2 switch without one a free port.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dcia.errors import DciaError
@@ -64,10 +68,13 @@ def target_program(target: str) -> list[str]:
 
 @dataclass(frozen=True)
 class SwitchConfig:
-    """How to start one switch: ports, P4Runtime address, device id, logs."""
+    """How to start one switch: ports, P4Runtime address, Thrift port, device id, logs."""
 
     ports: dict[int, str]
     grpc_addr: str
+    thrift_port: int | None = None
+    """BMv2's Thrift server port (--thrift-port; the embedded switch ignores it). None: the
+    flag is left out and BMv2 takes 9090, which only one switch on a machine can have."""
     device_id: int = 1
     cpu_port: int = 255
     json_path: Path | None = None
@@ -82,6 +89,8 @@ class SwitchConfig:
         cmd = [*program, "--device-id", str(self.device_id)]
         for port, ifname in sorted(self.ports.items()):
             cmd += ["-i", f"{port}@{ifname}"]
+        if self.thrift_port is not None:
+            cmd += ["--thrift-port", str(self.thrift_port)]
         if self.log_file:
             cmd += ["--log-file", str(self.log_file)]
         cmd += ["--log-level", self.log_level]
@@ -104,10 +113,14 @@ def free_tcp_port() -> int:
 class SwitchProcess:
     """A running switch process; a context manager that always stops it.
 
-    ``start`` returns once the P4Runtime port accepts connections.
+    ``start`` returns once the P4Runtime port accepts connections. A BMv2 switch whose
+    config names no Thrift port gets a free one (``config`` says which), so any number of
+    them run side by side.
     """
 
     def __init__(self, target: str, config: SwitchConfig, *, stdout_path: Path | None = None):
+        if target == "bmv2" and config.thrift_port is None:
+            config = replace(config, thrift_port=free_tcp_port())
         self.target = target
         self.config = config
         self.argv = config.command(target_program(target))

@@ -43,13 +43,16 @@ class P4Switch(Switch):
     ``pcap_dir``, captures every port there. ``start`` returns once the P4Runtime server
     answers (at most ``start_timeout`` seconds: loading a program takes the embedded
     switch a few seconds on a busy machine). ``tls_args``: simple_switch_grpc's TLS
-    options (the topology file holds only the controller's side of TLS).
+    options (the topology file holds only the controller's side of TLS). ``thrift_port``:
+    BMv2's Thrift port (for simple_switch_CLI); without one each BMv2 switch gets a free
+    port, since BMv2's default (9090) would let only the first switch start.
     """
 
     def __init__(self, name: str, *, grpc: str, device_id: int = 1, target: str = "auto",
                  json_path: str | Path | None = None, log_dir: str | Path = DEFAULT_LOG_DIR,
                  pcap_dir: str | Path | None = None, log_level: str = "info",
-                 start_timeout: float = 60.0, tls_args: tuple[str, ...] = (), **params):
+                 start_timeout: float = 60.0, tls_args: tuple[str, ...] = (),
+                 thrift_port: int | None = None, **params):
         super().__init__(name, **params)
         self.grpc = grpc
         self.device_id = int(device_id)
@@ -60,6 +63,7 @@ class P4Switch(Switch):
         self.log_level = log_level
         self.start_timeout = start_timeout
         self.tls_args = tuple(tls_args)
+        self.thrift_port = thrift_port
         self.process: SwitchProcess | None = None
 
     def bmv2_ports(self) -> dict[int, str]:
@@ -78,16 +82,17 @@ class P4Switch(Switch):
             subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{ifname}.disable_ipv6=1"],
                            capture_output=True)
         config = SwitchConfig(
-            ports=self.bmv2_ports(), grpc_addr=self.grpc, device_id=self.device_id,
-            json_path=self.json_path, log_file=self.log_dir / f"{self.name}.log",
+            ports=self.bmv2_ports(), grpc_addr=self.grpc, thrift_port=self.thrift_port,
+            device_id=self.device_id, json_path=self.json_path,
+            log_file=self.log_dir / f"{self.name}.log",
             log_level=self.log_level, pcap_dir=self.pcap_dir, tls_args=self.tls_args,
         )
         self.process = SwitchProcess(self.target, config,
                                      stdout_path=self.log_dir / f"{self.name}.out")
         self.process.start(timeout=self.start_timeout)
-        log.info("%s: %s switch on %s, P4Runtime %s (pid %d)", self.name, self.target,
-                 ", ".join(f"{p}@{i}" for p, i in self.bmv2_ports().items()), self.grpc,
-                 self.process.proc.pid)
+        log.info("%s: %s switch on %s, P4Runtime %s, Thrift %s (pid %d)", self.name,
+                 self.target, ", ".join(f"{p}@{i}" for p, i in self.bmv2_ports().items()),
+                 self.grpc, self.process.config.thrift_port or "none", self.process.proc.pid)
 
     @property
     def running(self) -> bool:
