@@ -9,14 +9,22 @@ docs/wire-format.md describes every field and what a switch does with each packe
     (True, 19)
     >>> DCIA(bytes(pkt)).elems
     [1, -2, 3]
+
+Hosts that must survive any datagram read its header with ``peek`` (never fails) and parse
+the whole packet with ``decode`` only once ``malformation`` has found nothing wrong:
+
+    >>> raw = bytes(pkt)
+    >>> peek(raw[:10]).request_id, peek(raw).model_id, malformation(raw[:-1])
+    (0, 7, 'truncated: header says 3 elements, 2 present')
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import IntFlag
+from enum import IntEnum, IntFlag
 
 from scapy.fields import (
+    ByteEnumField,
     ByteField,
     FieldLenField,
     FieldListField,
@@ -52,7 +60,7 @@ class Flag(IntFlag):
     NO_OFFLOAD = 0x08
 
 
-class Status:
+class Status(IntEnum):
     """Codes in the ``status`` field of an answer with ``Flag.ERROR``."""
 
     OK = 0
@@ -75,7 +83,7 @@ class DCIA(Packet):
         ByteField("net_layers", 0),
         IntField("request_id", 0),
         FieldLenField("n_elems", None, fmt="H", count_of="elems"),
-        ByteField("status", 0),
+        ByteEnumField("status", Status.OK, {s.value: s.name for s in Status}),
         ByteField("reserved", 0),
         FieldListField("elems", [], SignedByteField("elem", 0), count_from=lambda p: p.n_elems,
                        max_count=MAX_WIRE_ELEMS),
@@ -86,6 +94,14 @@ class DCIA(Packet):
             "DCIA model %DCIA.model_id% v%DCIA.model_version% layer %DCIA.next_layer% "
             "req %DCIA.request_id% [%DCIA.flags%] n=%DCIA.n_elems%"
         )
+
+
+class DCIAHeader(Packet):
+    """The 16-byte DCIA header alone, its fields those of :class:`DCIA` (read by ``peek``)."""
+
+    name = "DCIA header"
+    fields_desc = [ShortField("n_elems", 0) if f.name == "n_elems" else f
+                   for f in DCIA.fields_desc if f.name != "elems"]
 
 
 bind_layers(UDP, DCIA, dport=DCIA_UDP_PORT)
@@ -133,18 +149,41 @@ def tensor_packet(
     )
 
 
-def malformation(pkt: DCIA) -> str | None:
-    """Why a switch would call this DCIA packet malformed, or None if it is well formed.
+def peek(payload: bytes) -> DCIAHeader:
+    """The header fields of any UDP payload, however short or malformed (missing bytes read as 0)."""
+    return DCIAHeader(bytes(payload[:HEADER_BYTES]).ljust(HEADER_BYTES, b"\0"))
 
-    The rules of p4src/dcia.p4: unknown version, more than MAX_WIRE_ELEMS elements,
-    a tensor shorter than n_elems (truncated) or bytes after it.
+
+def is_answer(payload: bytes) -> bool:
+    """Whether a payload is an answer (``RESULT`` or ``ERROR``) rather than a tensor on its way."""
+    return bool(int(peek(payload).flags) & (Flag.RESULT | Flag.ERROR))
+
+
+def malformation(data: bytes | DCIA) -> str | None:
+    """Why a switch would call this DCIA payload malformed, or None if it is well formed.
+
+    The rules of p4src/dcia.p4: a header cut short, unknown version, more than
+    MAX_WIRE_ELEMS elements, a tensor shorter than n_elems (truncated) or bytes after it.
     """
-    if pkt.ver != DCIA_VERSION:
-        return f"DCIA version {pkt.ver}, expected {DCIA_VERSION}"
-    if pkt.n_elems > MAX_WIRE_ELEMS:
-        return f"{pkt.n_elems} elements, more than the maximum {MAX_WIRE_ELEMS}"
-    if len(pkt.elems) != pkt.n_elems:
-        return f"truncated: header says {pkt.n_elems} elements, {len(pkt.elems)} present"
-    if len(pkt.payload):
-        return f"{len(pkt.payload)} bytes after the {pkt.n_elems}-element tensor"
+    raw = bytes(data)
+    if len(raw) < HEADER_BYTES:
+        return f"{len(raw)} bytes, shorter than the {HEADER_BYTES}-byte header"
+    head = peek(raw)
+    if head.ver != DCIA_VERSION:
+        return f"DCIA version {head.ver}, expected {DCIA_VERSION}"
+    if head.n_elems > MAX_WIRE_ELEMS:
+        return f"{head.n_elems} elements, more than the maximum {MAX_WIRE_ELEMS}"
+    present = len(raw) - HEADER_BYTES
+    if present < head.n_elems:
+        return f"truncated: header says {head.n_elems} elements, {present} present"
+    if present > head.n_elems:
+        return f"{present - head.n_elems} bytes after the {head.n_elems}-element tensor"
     return None
+
+
+def decode(payload: bytes) -> DCIA:
+    """The DCIA packet of a well-formed payload; WireFormatError naming what is wrong otherwise."""
+    problem = malformation(payload)
+    if problem:
+        raise WireFormatError(f"malformed DCIA payload: {problem}")
+    return DCIA(payload)

@@ -7,8 +7,12 @@ takes the arg max). A packet it cannot finish gets an ``ERROR`` answer whose ``s
 says why: malformed (as dcia.wire.malformation defines it, or flagged ``MALFORMED`` by a
 switch), unknown model or version, a tensor of the wrong size for its next layer.
 
-A retry (same source address and request id) gets the very same answer again from a
-bounded cache and is not counted as a new request.
+A retry (the same datagram again from the same source address) gets the very same answer
+from a bounded cache and is not counted as a new request. The cache is keyed on the
+request's content as well as its source and id, so a replayed or spoofed request id with
+another tensor is computed on its own and never poisons the answer of the real one. No
+datagram stops the server: an answer it cannot send (a source port of 0, a source it has
+no route to) is logged and counted in ``send_errors``.
 
     python -m hosts.cloud_server --model run/model.json --stats run/cloud.json
 
@@ -18,6 +22,7 @@ runs until SIGINT or SIGTERM and then writes its counters (``CloudStats``) as JS
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import signal
@@ -31,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from dcia.model import QuantizedModel
-from dcia.wire import DCIA_UDP_PORT, HEADER_BYTES, Flag, Status, malformation
+from dcia.wire import DCIA_UDP_PORT, Flag, Status, decode, is_answer, malformation, peek
 from hosts import messages
 
 log = logging.getLogger(__name__)
@@ -55,6 +60,8 @@ class CloudStats:
     answered: int = 0
     errors: int = 0
     ignored: int = 0
+    send_errors: int = 0
+    """Answers the socket refused to send (logged; the server goes on)."""
     layers_computed: int = 0
     arrivals: Counter = field(default_factory=Counter)
     errors_by_status: Counter = field(default_factory=Counter)
@@ -89,16 +96,17 @@ class CloudServer:
     def __init__(self, models: Iterable[QuantizedModel], cache_size: int = CACHE_SIZE):
         self.models = {(m.model_id, m.version): m for m in models}
         self.known_ids = {m.model_id for m in self.models.values()}
-        self.cache: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
+        self.cache: OrderedDict[tuple[str, int, int, bytes], bytes] = OrderedDict()
         self.cache_size = cache_size
         self.stats = CloudStats()
 
     def handle(self, payload: bytes, source: Source) -> bytes | None:
         """The answer to one datagram from ``source``, or None for answers that strayed here."""
-        if len(payload) >= 2 and payload[1] & (Flag.RESULT | Flag.ERROR):
+        if is_answer(payload):
             self.stats.ignored += 1
             return None
-        key = (source[0], source[1], messages.request_id_of(payload))
+        request_id = peek(payload).request_id
+        key = (source[0], source[1], request_id, hashlib.sha256(payload).digest())
         cached = self.cache.get(key)
         if cached is not None:
             self.cache.move_to_end(key)
@@ -108,11 +116,12 @@ class CloudServer:
         try:
             answer = self._answer(payload)
         except Exception:  # a bug must cost one request, not the server
-            log.exception("request %d from %s failed", key[2], source[0])
+            log.exception("request %d from %s failed", request_id, source[0])
             answer = messages.error_answer(payload, Status.INTERNAL)
-        if answer[1] & Flag.ERROR:
+        head = peek(answer)
+        if int(head.flags) & Flag.ERROR:
             self.stats.errors += 1
-            self.stats.errors_by_status[answer[14]] += 1
+            self.stats.errors_by_status[head.status] += 1
         else:
             self.stats.answered += 1
         self.cache[key] = answer
@@ -121,13 +130,13 @@ class CloudServer:
         return answer
 
     def _answer(self, payload: bytes) -> bytes:
-        if len(payload) < HEADER_BYTES:
+        problem = malformation(payload)
+        if problem is None and int(peek(payload).flags) & Flag.MALFORMED:
+            problem = "flagged MALFORMED by a switch"
+        if problem is not None:
+            log.info("malformed request %d: %s", peek(payload).request_id, problem)
             return messages.error_answer(payload, Status.MALFORMED)
-        msg = messages.parse(payload)
-        if malformation(msg) is not None or int(msg.flags) & Flag.MALFORMED:
-            log.info("malformed request %d: %s", msg.request_id,
-                     malformation(msg) or "flagged MALFORMED by a switch")
-            return messages.error_answer(payload, Status.MALFORMED)
+        msg = decode(payload)
         model = self.models.get((msg.model_id, msg.model_version))
         if model is None:
             return messages.error_answer(payload, Status.UNKNOWN_MODEL)
@@ -147,13 +156,20 @@ def serve(server: CloudServer, sock: socket.socket, stop: list[bool]) -> None:
     while not stop[0]:
         try:
             payload, source = sock.recvfrom(65535)
-        except TimeoutError:
+        except (TimeoutError, InterruptedError):
             continue
-        except InterruptedError:
+        except OSError as exc:  # e.g. an ICMP error of an earlier answer, reported here
+            log.debug("receive: %s", exc)
             continue
         answer = server.handle(payload, source)
-        if answer is not None:
+        if answer is None:
+            continue
+        try:
             sock.sendto(answer, source)
+        except OSError as exc:
+            server.stats.send_errors += 1
+            log.warning("cannot answer request %d to %s:%d: %s", peek(answer).request_id,
+                        source[0], source[1], exc)
 
 
 def main(argv: list[str] | None = None) -> int:

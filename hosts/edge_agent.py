@@ -7,6 +7,11 @@ Switches on the way compute what they hold; the cloud finishes. Without an answe
 ``timeout`` the agent sends the same packet again, waiting ``backoff`` times longer each
 attempt, at most ``attempts`` times. ``window`` requests are in flight at once.
 
+Only an answer from an address that may answer is taken: the cloud's (a switch that
+answers on the cloud's behalf, ``steer_answer``, sends from the cloud's address) or one of
+``answerers``. Any other datagram, and an answer for another model than the request's, is
+counted in ``strays`` and dropped.
+
     python -m hosts.edge_agent --model run/model.json --cloud 10.0.2.2 --edge-layers 1 \\
         --inputs run/inputs.npy
 
@@ -29,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from dcia.model import QuantizedModel
-from dcia.wire import DCIA_UDP_PORT, Flag, malformation
+from dcia.wire import DCIA_UDP_PORT, Flag, is_answer, malformation, peek
 from hosts import messages
 
 log = logging.getLogger(__name__)
@@ -71,14 +76,19 @@ class RetryPolicy:
 
 
 class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, pending: dict[int, asyncio.Future]):
-        self.pending = pending
+    def __init__(self, agent: EdgeAgent):
+        self.agent = agent
 
     def datagram_received(self, data: bytes, addr) -> None:
-        if len(data) < 16 or not data[1] & (Flag.RESULT | Flag.ERROR):
+        agent, head = self.agent, peek(data)
+        future = agent.pending.get(head.request_id)
+        if (addr[0] not in agent.answerers or not is_answer(data) or future is None
+                or (head.model_id, head.model_version) != (agent.model.model_id, agent.model.version)):
+            agent.strays += 1
+            log.debug("dropped a datagram from %s:%d (request %d): not an answer we wait for",
+                      addr[0], addr[1], head.request_id)
             return
-        future = self.pending.get(messages.request_id_of(data))
-        if future is not None and not future.done():
+        if not future.done():
             future.set_result(data)
 
     def error_received(self, exc: Exception) -> None:
@@ -91,7 +101,8 @@ class EdgeAgent:
     def __init__(self, model: QuantizedModel, cloud: str, edge_layers: int, *,
                  port: int = DCIA_UDP_PORT, bind: tuple[str, int] = ("0.0.0.0", DCIA_UDP_PORT),
                  retry: RetryPolicy = RetryPolicy(),
-                 window: int = 16, no_offload: bool = False, seed: int | None = None):
+                 window: int = 16, no_offload: bool = False, seed: int | None = None,
+                 answerers: tuple[str, ...] = ()):
         if not 0 <= edge_layers <= len(model.layers):
             raise ValueError(f"edge_layers must be in 0..{len(model.layers)}, got {edge_layers}")
         self.model, self.cloud, self.port = model, cloud, port
@@ -99,6 +110,9 @@ class EdgeAgent:
         self.retry, self.window, self.no_offload = retry, window, no_offload
         self.rng = random.Random(seed) if seed is not None else random.SystemRandom()
         self.pending: dict[int, asyncio.Future] = {}
+        self.answerers = frozenset({cloud, *answerers})
+        self.strays = 0
+        """Datagrams dropped: from an address that may not answer, or no answer we wait for."""
 
     def _new_request_id(self) -> int:
         while True:
@@ -111,7 +125,7 @@ class EdgeAgent:
         """Infer every int8 input (rows of ``inputs``); results in input order."""
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Protocol(self.pending), local_addr=self.bind)
+            lambda: _Protocol(self), local_addr=self.bind)
         gate = asyncio.Semaphore(self.window)
 
         async def one(index: int) -> RequestResult:

@@ -13,10 +13,10 @@ and back, through dcia.wire's scapy layer.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 
-from dcia.wire import DCIA, HEADER_BYTES, Flag, Status
+from dcia.wire import DCIA, Flag, Status, peek
+
 
 def tensor_request(*, model_id: int, version: int, request_id: int, next_layer: int,
                    elems: Sequence[int], flags: int = 0) -> bytes:
@@ -28,11 +28,6 @@ def tensor_request(*, model_id: int, version: int, request_id: int, next_layer: 
 def parse(payload: bytes) -> DCIA:
     """The DCIA layer of a UDP payload (check it with ``dcia.wire.malformation``)."""
     return DCIA(payload)
-
-
-def request_id_of(payload: bytes) -> int:
-    """The request id of a payload, even a malformed one (0 if too short to hold one)."""
-    return struct.unpack_from("!I", payload, 8)[0] if len(payload) >= 12 else 0
 
 
 def result_answer(request: DCIA, *, elems: Sequence[int], next_layer: int | None = None) -> bytes:
@@ -47,8 +42,7 @@ def result_answer(request: DCIA, *, elems: Sequence[int], next_layer: int | None
 
 def error_answer(payload: bytes, status: int) -> bytes:
     """An ``ERROR`` answer with ``status`` to whatever ``payload`` was, as far as it reads."""
-    head = payload[:HEADER_BYTES].ljust(HEADER_BYTES, b"\0")
-    _, _, model_id, version, next_layer, net_layers = struct.unpack_from("!BBHHBB", head)
-    return bytes(DCIA(flags=Flag.ERROR, model_id=model_id, model_version=version,
-                      next_layer=next_layer, net_layers=net_layers,
-                      request_id=request_id_of(payload), status=status, elems=[]))
+    head = peek(payload)
+    return bytes(DCIA(flags=Flag.ERROR, model_id=head.model_id, model_version=head.model_version,
+                      next_layer=head.next_layer, net_layers=head.net_layers,
+                      request_id=head.request_id, status=status, elems=[]))

@@ -92,3 +92,56 @@ def test_stats_survive_json(model, digits):
     x = model.quantize_input(digits.x_test[:1])[0].astype(np.int64)
     cloud.handle(request(model, x, 2), EDGE)
     assert CloudStats.from_dict(cloud.stats.to_dict()) == cloud.stats
+
+
+def test_a_spoofed_request_with_the_same_id_does_not_poison_the_real_answer(model, digits):
+    cloud = CloudServer([model])
+    real_x, forged_x = model.quantize_input(digits.x_test[:2]).astype(np.int64)
+    forged, real = request(model, forged_x, 1, request_id=77), request(model, real_x, 1, request_id=77)
+    assert messages.parse(cloud.handle(forged, EDGE)).elems == model.forward_int(forged_x).tolist()
+    first = cloud.handle(real, EDGE)
+    assert messages.parse(first).elems == model.forward_int(real_x).tolist()
+    assert cloud.handle(real, EDGE) == first  # a retry gets the very same answer
+    assert (cloud.stats.requests, cloud.stats.retries) == (2, 1)
+
+
+def test_a_tensor_of_more_than_1024_elements_is_malformed_without_a_traceback(model, caplog):
+    cloud = CloudServer([model])
+    huge = bytes(DCIA(model_id=model.model_id, model_version=model.version, request_id=9,
+                      elems=[1] * 2000))
+    answer = messages.parse(cloud.handle(huge, EDGE))
+    assert answer.status == Status.MALFORMED and answer.request_id == 9
+    assert cloud.stats.errors_by_status == {Status.MALFORMED: 1}
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_the_server_survives_a_datagram_it_cannot_answer(model, digits):
+    """UDP source port 0: the kernel refuses to send the answer; the next request is served."""
+    import socket
+    import struct
+    import threading
+
+    from hosts.cloud_server import serve
+
+    server = CloudServer([model])
+    x = model.quantize_input(digits.x_test[:1])[0].astype(np.int64)
+    payload = request(model, x, 1, request_id=5)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        stop = [False]
+        thread = threading.Thread(target=serve, args=(server, sock, stop))
+        thread.start()
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP) as raw:
+                udp = struct.pack("!HHHH", 0, port, 8 + len(payload), 0)  # source port 0
+                raw.sendto(udp + payload, ("127.0.0.1", 0))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+                client.settimeout(5)
+                client.sendto(request(model, x, 1, request_id=6), ("127.0.0.1", port))
+                answer = messages.parse(client.recv(65535))
+        finally:
+            stop[0] = True
+            thread.join(5)
+    assert answer.request_id == 6 and answer.status == Status.OK
+    assert not thread.is_alive() and server.stats.send_errors == 1

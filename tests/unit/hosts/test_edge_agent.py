@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 
 import numpy as np
 import pytest
 
+from hosts import messages
 from hosts.cloud_server import CloudServer, serve
 from hosts.edge_agent import EdgeAgent, RetryPolicy
 
@@ -89,3 +91,33 @@ def test_the_edge_runs_the_layers_it_is_given(model, digits, edge_layers):
         results = asyncio.run(agent(model, cloud, edge_layers).run(xs))
     assert [r.logits for r in results] == model.forward_int(xs).tolist()
     assert cloud.server.stats.arrivals == {edge_layers: 5}
+
+
+def test_an_answer_from_an_address_that_may_not_answer_is_counted_and_dropped(model, digits):
+    """A forged RESULT from 127.0.0.2 for a pending request id is not taken as the answer."""
+    xs = model.quantize_input(digits.x_test[:1])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as cloud_sock:
+        cloud_sock.bind(("127.0.0.1", 0))
+        cloud_sock.settimeout(5)
+        edge = EdgeAgent(model, "127.0.0.1", 1, port=cloud_sock.getsockname()[1],
+                         bind=("127.0.0.1", 0), seed=1, retry=RetryPolicy(timeout=5, attempts=1))
+        server = CloudServer([model])
+
+        def cloud_with_a_forger_first():
+            payload, source = cloud_sock.recvfrom(65535)
+            head = messages.parse(payload)
+            forged = messages.result_answer(head, elems=[127] + [0] * 9, next_layer=len(model.layers))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as forger:
+                forger.bind(("127.0.0.2", 0))
+                forger.sendto(forged, source)
+            time.sleep(0.2)  # the forgery arrives first
+            cloud_sock.sendto(server.handle(payload, source), source)
+
+        thread = threading.Thread(target=cloud_with_a_forger_first)
+        thread.start()
+        try:
+            results = asyncio.run(edge.run(xs))
+        finally:
+            thread.join(10)
+    assert results[0].ok and results[0].logits == model.forward_int(xs).tolist()[0]
+    assert edge.strays == 1

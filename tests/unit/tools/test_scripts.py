@@ -93,4 +93,4 @@ def test_send_shows_the_error_answer_to_a_malformed_packet(cloud):
     result = tool("dcia_send.py", "--dst", "127.0.0.1", "--port", str(cloud), "--sport", "0",
                   "--ver", "2", "--elems", "1,2")
     assert result.returncode == 2
-    assert "flags     = ERROR" in result.stdout and "status    = 1" in result.stdout
+    assert "flags     = ERROR" in result.stdout and "status    = MALFORMED" in result.stdout
