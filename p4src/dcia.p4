@@ -21,6 +21,7 @@
 
 const bit<16> TYPE_IPV4     = 0x0800;
 const bit<8>  PROTO_UDP     = 17;
+const bit<16> ETH_HDR_BYTES = 14;
 const bit<16> DCIA_UDP_PORT = 0xDC1A;      /* 56346 */
 const bit<8>  DCIA_VERSION  = 1;
 const bit<16> UDP_HDR_BYTES  = 8;
@@ -50,6 +51,12 @@ const bit<32> STAT_COMPUTED         = 0;   /* layers computed */
 const bit<32> STAT_PASSTHROUGH      = 1;   /* tensor packets forwarded without state */
 const bit<32> STAT_VERSION_MISMATCH = 2;   /* known model, another version: not computed */
 const bit<32> STAT_MALFORMED        = 3;   /* malformed tensor packets: never computed */
+
+/* Indices of the ipv4_drops counter: IPv4 packets of any protocol that a router must not
+ * forward, dropped before anything else looks at them. */
+const bit<32> DROP_TTL_EXPIRED  = 0;       /* arrived with TTL 0 or 1 */
+const bit<32> DROP_BAD_CHECKSUM = 1;       /* IPv4 header or tensor UDP checksum wrong */
+const bit<32> DROP_BAD_HEADER   = 2;       /* version not 4, ihl < 5, impossible total length */
 
 /* Outcome of the model_versions look-up. */
 const bit<8> MODEL_UNKNOWN       = 0;
@@ -83,6 +90,11 @@ header ipv4_t {
     ip4Addr_t dstAddr;
 }
 
+/* IPv4 options, (ihl - 5) 32-bit words: kept as they are, covered by the checksum. */
+header ipv4_options_t {
+    varbit<320> options;
+}
+
 header udp_t {
     bit<16> srcPort;
     bit<16> dstPort;
@@ -112,6 +124,7 @@ header elem_t {
 struct headers_t {
     ethernet_t           ethernet;
     ipv4_t               ipv4;
+    ipv4_options_t       ipv4_options;
     udp_t                udp;
     dcia_t               dcia;
     elem_t[MAX_NET_ELEMS] elems;
@@ -136,6 +149,7 @@ struct metadata_t {
     bit<1>   more;           /* the controller put the next layer on this switch too */
     bit<1>   incomplete;     /* some parameter of the layer is missing: do not compute */
     bit<1>   recirculate;
+    bit<1>   tensor_parsed;  /* every element was parsed (n_elems <= MAX_NET_ELEMS) */
     bit<128> ew_scales;      /* element-wise layer parameters */
     bit<256> ew_offsets;
     bit<16>  embed_id;
@@ -165,11 +179,28 @@ parser DciaParser(packet_in pkt, out headers_t hdr, inout metadata_t meta,
         }
     }
 
+    /* A header that cannot be IPv4 (version, ihl < 5) stops here; ingress drops it. */
     state parse_ipv4 {
         pkt.extract(hdr.ipv4);
-        /* UDP is parsed only without IP options and in a first (or only) fragment. */
-        transition select(hdr.ipv4.ihl, hdr.ipv4.fragOffset, hdr.ipv4.protocol) {
-            (4w5, 13w0, PROTO_UDP): parse_udp;
+        transition select(hdr.ipv4.version, hdr.ipv4.ihl) {
+            (4w4, 4w5): parse_ipv4_payload;
+            (4w4, 4w0 &&& 4w0xC): accept;        /* ihl 0 .. 3 */
+            (4w4, 4w4): accept;
+            (4w4, _): parse_ipv4_options;        /* ihl 6 .. 15 */
+            default: accept;
+        }
+    }
+
+    state parse_ipv4_options {
+        pkt.extract(hdr.ipv4_options, ((bit<32>)hdr.ipv4.ihl - 5) * 32);
+        transition parse_ipv4_payload;
+    }
+
+    /* UDP only in a datagram that is not fragmented (MF clear, offset 0): a tensor split
+     * over fragments is never computed, only forwarded as IP. */
+    state parse_ipv4_payload {
+        transition select(hdr.ipv4.flags, hdr.ipv4.fragOffset, hdr.ipv4.protocol) {
+            (3w0 &&& 3w1, 13w0, PROTO_UDP): parse_udp;
             default: accept;
         }
     }
@@ -197,9 +228,14 @@ parser DciaParser(packet_in pkt, out headers_t hdr, inout metadata_t meta,
 
     state parse_elems {
         transition select(meta.elems_left) {
-            0: accept;
+            0: elems_parsed;
             default: parse_elem;
         }
+    }
+
+    state elems_parsed {
+        meta.tensor_parsed = 1;
+        transition accept;
     }
 
     state parse_elem {
@@ -209,13 +245,33 @@ parser DciaParser(packet_in pkt, out headers_t hdr, inout metadata_t meta,
     }
 }
 
+/* A wrong checksum sets std.checksum_error; ingress drops the packet. Checked: the IPv4
+ * header, and the UDP checksum of a tensor a switch could compute on or rewrite (it then
+ * sets the checksum to 0, which would hide a corrupt tensor from the receiver). That is a
+ * tensor parsed whole whose UDP length says nothing follows it, so that the pseudo-header,
+ * the UDP and DCIA headers and the elements are the whole datagram. A UDP checksum of 0
+ * means none; 0xFFFF, how a sum of 0 is sent, is not checked. */
+#define ELEM_VALUES                                                                  \
+    hdr.elems[0].v,  hdr.elems[1].v,  hdr.elems[2].v,  hdr.elems[3].v,               \
+    hdr.elems[4].v,  hdr.elems[5].v,  hdr.elems[6].v,  hdr.elems[7].v,               \
+    hdr.elems[8].v,  hdr.elems[9].v,  hdr.elems[10].v, hdr.elems[11].v,              \
+    hdr.elems[12].v, hdr.elems[13].v, hdr.elems[14].v, hdr.elems[15].v
+
 control DciaVerifyChecksum(inout headers_t hdr, inout metadata_t meta) {
     apply {
         verify_checksum(hdr.ipv4.isValid(),
             { hdr.ipv4.version, hdr.ipv4.ihl, hdr.ipv4.diffserv, hdr.ipv4.totalLen,
               hdr.ipv4.identification, hdr.ipv4.flags, hdr.ipv4.fragOffset,
-              hdr.ipv4.ttl, hdr.ipv4.protocol, hdr.ipv4.srcAddr, hdr.ipv4.dstAddr },
+              hdr.ipv4.ttl, hdr.ipv4.protocol, hdr.ipv4.srcAddr, hdr.ipv4.dstAddr,
+              hdr.ipv4_options.options },
             hdr.ipv4.hdrChecksum, HashAlgorithm.csum16);
+        verify_checksum(meta.tensor_parsed == 1
+                && hdr.udp.checksum != 0 && hdr.udp.checksum != 0xFFFF
+                && hdr.udp.length_ == UDP_HDR_BYTES + DCIA_HDR_BYTES + hdr.dcia.n_elems,
+            { hdr.ipv4.srcAddr, hdr.ipv4.dstAddr, 8w0, hdr.ipv4.protocol, hdr.udp.length_,
+              hdr.udp.srcPort, hdr.udp.dstPort, hdr.udp.length_,
+              hdr.dcia, ELEM_VALUES },
+            hdr.udp.checksum, HashAlgorithm.csum16);
     }
 }
 
@@ -233,11 +289,17 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
                     inout standard_metadata_t std) {
 
     counter(4, CounterType.packets_and_bytes) dcia_stats;     /* STAT_* */
+    counter(3, CounterType.packets_and_bytes) ipv4_drops;     /* DROP_* */
     counter(256, CounterType.packets_and_bytes) layer_stats;  /* by layer index */
 
     /* ---- ordinary IPv4 forwarding ---- */
 
     action drop() {
+        mark_to_drop(std);
+    }
+
+    action drop_counted(bit<32> reason) {
+        ipv4_drops.count(reason);
         mark_to_drop(std);
     }
 
@@ -463,12 +525,31 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
             drop();
             return;
         }
+        /* What a router drops, before anything looks further: a header that cannot be
+         * right (the total length must cover the header and not exceed what arrived), a
+         * wrong checksum, an expired TTL (checked once, not on recirculated passes). */
+        bit<16> ip_hdr_bytes = ((bit<16>)hdr.ipv4.ihl) << 2;
+        if (hdr.ipv4.version != 4 || hdr.ipv4.ihl < 5 || hdr.ipv4.totalLen < ip_hdr_bytes
+                || std.packet_length < (bit<32>)(ETH_HDR_BYTES + hdr.ipv4.totalLen)) {
+            drop_counted(DROP_BAD_HEADER);
+            return;
+        }
+        if (std.checksum_error == 1) {
+            drop_counted(DROP_BAD_CHECKSUM);
+            return;
+        }
+        if (meta.passes == 0 && hdr.ipv4.ttl <= 1) {
+            drop_counted(DROP_TTL_EXPIRED);
+            return;
+        }
         bool tensor = hdr.udp.isValid() && hdr.udp.dstPort == DCIA_UDP_PORT;
 
         if (tensor) {
             if (std.parser_error != error.NoError || !hdr.dcia.isValid()
+                    || hdr.udp.length_ != hdr.ipv4.totalLen - ip_hdr_bytes
                     || hdr.udp.length_ != UDP_HDR_BYTES + DCIA_HDR_BYTES + hdr.dcia.n_elems) {
-                /* Truncated, oversized, bad version or lying about its length: counted,
+                /* Truncated, oversized, bad version or lying about its length (UDP and
+                 * IPv4 must both cover exactly the header and the tensor): counted,
                  * flagged when the header is readable, and forwarded for the receiver
                  * to answer with an error. */
                 mark_malformed();
@@ -563,7 +644,8 @@ control DciaComputeChecksum(inout headers_t hdr, inout metadata_t meta) {
         update_checksum(hdr.ipv4.isValid(),
             { hdr.ipv4.version, hdr.ipv4.ihl, hdr.ipv4.diffserv, hdr.ipv4.totalLen,
               hdr.ipv4.identification, hdr.ipv4.flags, hdr.ipv4.fragOffset,
-              hdr.ipv4.ttl, hdr.ipv4.protocol, hdr.ipv4.srcAddr, hdr.ipv4.dstAddr },
+              hdr.ipv4.ttl, hdr.ipv4.protocol, hdr.ipv4.srcAddr, hdr.ipv4.dstAddr,
+              hdr.ipv4_options.options },
             hdr.ipv4.hdrChecksum, HashAlgorithm.csum16);
     }
 }
@@ -572,6 +654,7 @@ control DciaDeparser(packet_out pkt, in headers_t hdr) {
     apply {
         pkt.emit(hdr.ethernet);
         pkt.emit(hdr.ipv4);
+        pkt.emit(hdr.ipv4_options);
         pkt.emit(hdr.udp);
         pkt.emit(hdr.dcia);
         pkt.emit(hdr.elems);

@@ -9,11 +9,9 @@ simple_switch_grpc is not installed.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections import Counter
 
-import finsy as fy
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import Ether
@@ -21,76 +19,14 @@ from scapy.packet import Raw
 
 from controller import entries
 from dcia.arithmetic import MULT_MAX, Activation, id_elements
-from dcia.artifacts import Pipeline
 from dcia.layers import DenseLayer, ElementwiseLayer, EmbeddingLayer
-from dcia.targets import SwitchConfig, SwitchProcess, find_bmv2, free_tcp_port
 from dcia.wire import DCIA, DCIA_UDP_PORT, MAX_NET_ELEMS, MAX_PASSES, Flag
+from tests.dataplane.rig import HOST1, HOST2, SWITCH_MAC, assert_forwarded, frame
 from tests.dataplane_model import InstalledModel, SwitchState, expect
-from tests.netlab import NetLab
 
 pytestmark = pytest.mark.netns
 
-HOST1 = dict(mac="08:00:00:00:01:11", ip="10.0.1.1")
-HOST2 = dict(mac="08:00:00:00:02:22", ip="10.0.2.2")
-SWITCH_MAC = "08:00:00:00:01:00"
 VECTORS = 1200
-
-
-class Rig:
-    def __init__(self, lab: NetLab, proc: SwitchProcess):
-        self.lab, self.proc = lab, proc
-        self.addr = proc.config.grpc_addr
-        self.h1, self.h2 = lab.host_socket(1), lab.host_socket(2)
-
-    async def _session(self, work):
-        pipeline = Pipeline.default()
-        opts = fy.SwitchOptions(p4info=pipeline.p4info, p4blob=pipeline.bmv2_json, device_id=1)
-        async with fy.Switch("s1", self.addr, opts) as sw:
-            return await work(sw)
-
-    def write(self, updates: list) -> None:
-        async def work(sw):
-            await sw.write(updates)
-        asyncio.run(self._session(work))
-
-    def counters(self, name: str) -> dict[int, int]:
-        async def work(sw):
-            return {c.index: c.data.packet_count async for c in sw.read(fy.P4CounterEntry(name))}
-        return asyncio.run(self._session(work))
-
-
-@pytest.fixture(params=["embedded", "bmv2"])
-def rig(request, tmp_path):
-    if request.param == "bmv2" and find_bmv2() is None:
-        pytest.skip("parity with BMv2 needs simple_switch_grpc (PATH, $SIMPLE_SWITCH_GRPC or "
-                    "/opt/p4/bin); it is not installed here")
-    with NetLab("dp", ports=2) as lab:
-        config = SwitchConfig(
-            ports={1: lab.switch_ifname(1), 2: lab.switch_ifname(2)},
-            grpc_addr=f"127.0.0.1:{free_tcp_port()}",
-            log_file=tmp_path / "switch.log",
-        )
-        with SwitchProcess(request.param, config, stdout_path=tmp_path / "switch.out") as proc:
-            rig = Rig(lab, proc)
-            rig.write([
-                +entries.route_entry(prefix="10.0.1.0/24", port=1, dst_mac=HOST1["mac"]),
-                +entries.route_entry(prefix="10.0.2.0/24", port=2, dst_mac=HOST2["mac"]),
-            ])
-            yield rig
-
-
-def frame(payload, *, ttl=64) -> Ether:
-    return (Ether(src=HOST1["mac"], dst=SWITCH_MAC)
-            / IP(src=HOST1["ip"], dst=HOST2["ip"], ttl=ttl) / payload)
-
-
-def assert_forwarded(sent: Ether, got: Ether) -> None:
-    assert got[Ether].dst == HOST2["mac"] and got[Ether].src == SWITCH_MAC
-    assert got[IP].ttl == sent[IP].ttl - 1
-    assert got[IP].len == len(got[IP])
-    recomputed = IP(bytes(got[IP]))
-    del recomputed.chksum
-    assert IP(bytes(recomputed))[IP].chksum == got[IP].chksum, "IPv4 checksum not updated"
 
 
 def test_ordinary_ipv4_traffic_is_forwarded(rig):
@@ -158,16 +94,6 @@ def build_models(rng: random.Random) -> list[InstalledModel]:
     ]
 
 
-def install(rig: Rig, models: list[InstalledModel]) -> None:
-    updates = []
-    for m in models:
-        updates += entries.version_entries(m.model_id, [m.version])
-        for index, layer in m.layers.items():
-            updates += entries.layer_entries(layer, model_id=m.model_id, version=m.version,
-                                             index=index, more=m.more.get(index, False))
-    rig.write([+u for u in updates])
-
-
 def random_int8s(rng: random.Random, n: int) -> list[int]:
     style = rng.random()
     if style < 0.05:
@@ -222,7 +148,7 @@ def random_case(rng: random.Random, models: list[InstalledModel]) -> dict:
 def test_random_tensors_match_the_integer_reference(rig):
     rng = random.Random(20261129)
     models = build_models(rng)
-    install(rig, models)
+    rig.install(models)
     state = SwitchState(models)
     kinds = Counter()
     for batch in range(0, VECTORS, 40):
@@ -275,7 +201,7 @@ def test_random_tensors_match_the_integer_reference(rig):
 def test_steering_sends_tensors_by_model_and_layer_and_answers_the_edge(rig):
     rng = random.Random(5)
     models = build_models(rng)
-    install(rig, models)
+    rig.install(models)
     rig.write([
         # model 1 after layer 2 (next layer 3): back out of port 1 to another node
         +entries.steering_entry(model_id=1, layer=3, port=1, dst_mac="08:00:00:00:01:99",
