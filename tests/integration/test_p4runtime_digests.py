@@ -15,18 +15,18 @@ import time
 from pathlib import Path
 
 import finsy as fy
-import grpc
 import pytest
-from finsy.proto import p4r, p4r_grpc
+from finsy.proto import p4r
 
 from embedded_switch.p4runtime.server import serve
 from embedded_switch.p4runtime.status import Code
 from embedded_switch.ports import PortSet
 from embedded_switch.switch import Switch
-from tests.integration.test_p4runtime_server import (
+from tests.p4rt_client import (
     CPU_PORT,
     DEVICE_ID,
-    Stream,
+    Action,
+    Client,
     rpc_error,
     running_bmv2,
     update_codes,
@@ -41,8 +41,6 @@ pytestmark = pytest.mark.skipif(
     reason="the digests program is not compiled (run p4c as its header says)",
 )
 
-Action = p4r.SetForwardingPipelineConfigRequest
-
 #: How long a test waits to be sure that no digest list is coming.
 QUIET = 0.3
 
@@ -53,42 +51,14 @@ def frame(src: int, ether_type: int = 0x0800) -> bytes:
     return dst.to_bytes(6, "big") + src.to_bytes(6, "big") + ether_type.to_bytes(2, "big")
 
 
-class Controller:
-    """The primary controller of a test: a stub, one StreamChannel, finsy's schema."""
+class Controller(Client):
+    """The primary controller of a test: the raw client (tests/p4rt_client.py) for the
+    digests program, with its StreamChannel open and arbitrated."""
 
     def __init__(self, port: int, election_id: int = 10):
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        self.stub = p4r_grpc.P4RuntimeStub(self.channel)
-        self.schema = fy.P4Schema(P4INFO)
-        self.election_id = election_id
-        self.stream = Stream(self.stub)
-        self.stream.arbitrate(election_id)
+        super().__init__(port, P4INFO, BMV2_JSON)
+        self.stream = self.connect(election_id)
         self.stream.next("arbitration")
-
-    def set_pipeline(self, action=Action.VERIFY_AND_COMMIT, device_config=None) -> None:
-        request = p4r.SetForwardingPipelineConfigRequest(device_id=DEVICE_ID, action=action)
-        request.config.p4info.CopyFrom(self.schema.p4info)
-        request.config.p4_device_config = device_config or BMV2_JSON.read_bytes()
-        request.election_id.low = self.election_id
-        self.stub.SetForwardingPipelineConfig(request)
-
-    def write(self, *updates) -> None:
-        """finsy updates (+entry inserts, ~entry modifies, -entry deletes) or p4r.Update."""
-        request = p4r.WriteRequest(device_id=DEVICE_ID)
-        request.election_id.low = self.election_id
-        for update in updates:
-            if not isinstance(update, p4r.Update):
-                update = update.encode_update(self.schema)
-            request.updates.append(update)
-        self.stub.Write(request)
-
-    def read(self, entry: fy.P4DigestEntry) -> list[fy.P4DigestEntry]:
-        request = p4r.ReadRequest(device_id=DEVICE_ID, entities=[entry.encode(self.schema)])
-        return [
-            fy.P4DigestEntry.decode(e, self.schema)
-            for response in self.stub.Read(request)
-            for e in response.entities
-        ]
 
     def digest_list(self, timeout: float = 5.0) -> fy.P4DigestList:
         message = self.stream.next("digest", timeout)
@@ -110,10 +80,6 @@ class Controller:
         self.ack(digest_list)
         self.stream.send(digest_ack=p4r.DigestListAck(digest_id=99, list_id=1))
         assert self.stream.next("error").canonical_code == Code.INVALID_ARGUMENT
-
-    def close(self) -> None:
-        self.stream.close()
-        self.channel.close()
 
 
 # -- fixtures ---------------------------------------------------------------------------

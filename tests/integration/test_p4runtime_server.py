@@ -2,181 +2,56 @@
 
 Each test starts a `Switch` and its server on 127.0.0.1 (a free port), pushes the
 `p4rt_features` test program (tests/unit/p4runtime/programs) and speaks P4Runtime to
-it: with a bare `P4RuntimeStub` (messages built by finsy's schema, so names rather than
-ids), and once with finsy's own `Switch` client.
+it: with the raw client of tests/p4rt_client.py (a bare `P4RuntimeStub`, messages built
+by finsy's schema, so names rather than ids), and once with finsy's own `Switch` client.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import queue
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import finsy as fy
 import grpc
 import pytest
-from finsy.p4entity import P4Replica, decode_entity
-from finsy.proto import p4r, p4r_grpc, rpc_status
+from finsy.p4entity import P4Replica
+from finsy.proto import p4r
 
-from dcia.targets import SwitchConfig, SwitchProcess, find_bmv2, free_tcp_port
 from embedded_switch.p4runtime.server import P4RUNTIME_API_VERSION, serve
 from embedded_switch.p4runtime.status import Code
 from embedded_switch.ports import PortSet
 from embedded_switch.switch import Switch
+from tests.p4rt_client import (
+    CPU_PORT,
+    DEVICE_ID,
+    Action,
+    Client,
+    observed,
+    rpc_error,
+    running_bmv2,
+    update_codes,
+)
 
 PROGRAM = Path(__file__).resolve().parents[1] / "unit" / "p4runtime" / "programs"
 P4INFO = PROGRAM / "p4rt_features.p4info.txtpb"
 BMV2_JSON = PROGRAM / "p4rt_features.json"
-DEVICE_ID = 1
-CPU_PORT = 255
 
 pytestmark = pytest.mark.skipif(
     not (P4INFO.exists() and BMV2_JSON.exists()),
     reason="p4rt_features is not compiled (run p4c as its header says)",
 )
 
-Action = p4r.SetForwardingPipelineConfigRequest
 INSERT = p4r.Update.INSERT
 
 
-# -- a small client ---------------------------------------------------------------------
+# -- a client for the test program ----------------------------------------------------
 
 
-class Stream:
-    """A StreamChannel: send requests, wait for responses of a kind."""
-
-    def __init__(self, stub: p4r_grpc.P4RuntimeStub):
-        self._requests: queue.Queue = queue.Queue()
-        self._responses: queue.Queue = queue.Queue()
-        self.error: grpc.RpcError | None = None
-        self._call = stub.StreamChannel(iter(self._requests.get, None))
-        self._thread = threading.Thread(target=self._pump, daemon=True)
-        self._thread.start()
-
-    def _pump(self) -> None:
-        try:
-            for response in self._call:
-                self._responses.put(response)
-        except grpc.RpcError as exc:
-            self.error = exc
-        self._responses.put(None)
-
-    def send(self, **kind) -> None:
-        self._requests.put(p4r.StreamMessageRequest(**kind))
-
-    def arbitrate(self, election_id: int | None, device_id: int = DEVICE_ID) -> None:
-        update = p4r.MasterArbitrationUpdate(device_id=device_id)
-        if election_id is not None:
-            update.election_id.low = election_id
-        self.send(arbitration=update)
-
-    def next(self, kind: str, timeout: float = 5.0):
-        """The next response carrying `kind` (other kinds are skipped)."""
-        while True:
-            response = self._responses.get(timeout=timeout)
-            if response is None:
-                raise EOFError(f"stream ended: {self.error}")
-            if response.WhichOneof("update") == kind:
-                return getattr(response, kind)
-
-    def status(self, timeout: float = 5.0) -> int:
-        """Status code of the next arbitration notice."""
-        return self.next("arbitration", timeout).status.code
-
-    def close(self) -> None:
-        self._requests.put(None)
-        self._call.cancel()
-        self._thread.join(timeout=5)
-
-
-class Client:
-    """A controller: stub, optional stream, finsy's schema for names."""
-
-    def __init__(self, port: int):
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        self.stub = p4r_grpc.P4RuntimeStub(self.channel)
-        self.schema = fy.P4Schema(P4INFO)
-        self.election_id: int | None = None
-        self.streams: list[Stream] = []
-
-    def connect(self, election_id: int) -> Stream:
-        stream = Stream(self.stub)
-        self.streams.append(stream)
-        stream.arbitrate(election_id)
-        self.election_id = election_id
-        return stream
-
-    def _election(self, request) -> None:
-        if self.election_id is not None:
-            request.election_id.low = self.election_id
-
-    def set_pipeline(
-        self, action=Action.VERIFY_AND_COMMIT, p4info=None, device_config=None, cookie=None
-    ):
-        request = p4r.SetForwardingPipelineConfigRequest(device_id=DEVICE_ID, action=action)
-        if action != Action.COMMIT:
-            request.config.p4info.CopyFrom(p4info or self.schema.p4info)
-            request.config.p4_device_config = device_config or BMV2_JSON.read_bytes()
-            if cookie is not None:
-                request.config.cookie.cookie = cookie
-        self._election(request)
-        self.stub.SetForwardingPipelineConfig(request)
-
-    def write(self, *updates, atomicity=p4r.WriteRequest.CONTINUE_ON_ERROR, device_id=DEVICE_ID):
-        """Send a batch; updates are finsy entities with +/~/- or raw p4r.Update."""
-        request = p4r.WriteRequest(device_id=device_id, atomicity=atomicity)
-        for update in updates:
-            if not isinstance(update, p4r.Update):
-                update = update.encode_update(self.schema)
-            request.updates.append(update)
-        self._election(request)
-        self.stub.Write(request)
-
-    def read(self, *entities) -> list:
-        """Decoded entities (finsy objects) the filters select."""
-        request = p4r.ReadRequest(device_id=DEVICE_ID)
-        for entity in entities:
-            request.entities.append(
-                entity if isinstance(entity, p4r.Entity) else entity.encode(self.schema)
-            )
-        return [
-            decode_entity(e, self.schema)
-            for response in self.stub.Read(request)
-            for e in response.entities
-        ]
-
-    def read_raw(self, *entities: p4r.Entity) -> list[p4r.Entity]:
-        request = p4r.ReadRequest(device_id=DEVICE_ID, entities=entities)
-        return [e for response in self.stub.Read(request) for e in response.entities]
-
-    def close(self) -> None:
-        for stream in self.streams:
-            stream.close()
-        self.channel.close()
-
-
-def rpc_error(call, *args, **kwargs) -> grpc.RpcError:
-    """The RpcError `call` raises (fails the test if it succeeds)."""
-    with pytest.raises(grpc.RpcError) as info:
-        call(*args, **kwargs)
-    return info.value
-
-
-def update_codes(error: grpc.RpcError) -> list[int]:
-    """Per-update canonical codes from a failed Write's status details."""
-    assert error.code() == grpc.StatusCode.UNKNOWN, error
-    details = dict(error.trailing_metadata())["grpc-status-details-bin"]
-    status = rpc_status.Status.FromString(details)
-    codes = []
-    for detail in status.details:
-        err = p4r.Error()
-        assert detail.Unpack(err)
-        codes.append(err.canonical_code)
-    return codes
+def features_client(port: int) -> Client:
+    """A raw P4Runtime client (tests/p4rt_client.py) for the p4rt_features program."""
+    return Client(port, P4INFO, BMV2_JSON)
 
 
 # -- fixtures ---------------------------------------------------------------------------
@@ -197,7 +72,7 @@ def server(switch):
 @pytest.fixture
 def client(server):
     """The primary controller, with the program pushed."""
-    c = Client(server.port)
+    c = features_client(server.port)
     c.connect(election_id=10).next("arbitration")
     c.set_pipeline()
     yield c
@@ -207,7 +82,7 @@ def client(server):
 @pytest.fixture
 def bare(server):
     """A client with no stream and no pipeline pushed."""
-    c = Client(server.port)
+    c = features_client(server.port)
     yield c
     c.close()
 
@@ -680,7 +555,7 @@ def _replica(value):
 
 
 def test_arbitration_between_two_controllers(server):
-    a, b = Client(server.port), Client(server.port)
+    a, b = features_client(server.port), features_client(server.port)
     try:
         stream_a = a.connect(election_id=10)
         assert stream_a.status() == Code.OK
@@ -705,7 +580,7 @@ def test_arbitration_between_two_controllers(server):
 
 
 def test_a_used_election_id_ends_the_stream_with_invalid_argument(client, server):
-    other = Client(server.port)
+    other = features_client(server.port)
     try:
         stream = other.connect(election_id=10)
         with pytest.raises(EOFError):
@@ -719,7 +594,7 @@ def test_a_used_election_id_ends_the_stream_with_invalid_argument(client, server
 
 
 def test_packet_out_is_injected_and_a_packet_to_the_cpu_comes_back_as_packet_in(server):
-    c = Client(server.port)
+    c = features_client(server.port)
     try:
         stream = c.connect(election_id=10)
         stream.next("arbitration")
@@ -738,7 +613,7 @@ def test_packet_out_is_injected_and_a_packet_to_the_cpu_comes_back_as_packet_in(
 
 
 def test_only_the_primary_does_packet_io(client, server):
-    backup = Client(server.port)
+    backup = features_client(server.port)
     try:
         backup_stream = backup.connect(election_id=5)
         backup_stream.next("arbitration")
@@ -809,32 +684,9 @@ def ipv4(ttl: int) -> bytes:
 # -- parity with BMv2 -------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def running_bmv2(tmp_path: Path) -> Iterator[int]:
-    """BMv2 simple_switch_grpc without a program, as the server under test starts; yields
-    its P4Runtime port. Skips where BMv2 is not installed."""
-    if find_bmv2() is None:
-        pytest.skip("simple_switch_grpc (BMv2) is not installed")
-    config = SwitchConfig(ports={}, grpc_addr=f"127.0.0.1:{free_tcp_port()}",
-                          device_id=DEVICE_ID, cpu_port=CPU_PORT, log_level="off")
-    with SwitchProcess("bmv2", config, stdout_path=tmp_path / "bmv2.log"):
-        yield int(config.grpc_addr.rsplit(":", 1)[1])
-
-
-def _codes(call) -> object:
-    """What a client can observe of a call: OK, an RPC code, or per-update codes."""
-    try:
-        call()
-    except grpc.RpcError as exc:
-        if exc.code() == grpc.StatusCode.UNKNOWN:
-            return update_codes(exc)
-        return exc.code()
-    return "OK"
-
-
 def _parity_sequence(port: int) -> list:
     """The same Writes and Reads against any P4Runtime server; their observable results."""
-    primary, backup = Client(port), Client(port)
+    primary, backup = features_client(port), features_client(port)
     try:
         primary.connect(election_id=10).next("arbitration")
         backup.connect(election_id=5).next("arbitration")
@@ -876,8 +728,8 @@ def _parity_sequence(port: int) -> list:
             [fy.P4MeterEntry("port_meter", index=1, config=meter)],
             [~default_entry("l2", "send_to_cpu")],
         ]
-        results = [_codes(lambda batch=batch: primary.write(*batch)) for batch in batches]
-        results.append(_codes(lambda: backup.write(+l2_entry(3))))
+        results = [observed(lambda batch=batch: primary.write(*batch)) for batch in batches]
+        results.append(observed(lambda: backup.write(+l2_entry(3))))
         reads = [
             [fy.P4TableEntry("l2"), fy.P4TableEntry("acl")],
             [default_entry("l2"), default_entry("acl")],
