@@ -1,8 +1,9 @@
 """Where each field, validity bit and stack counter of a BMv2 JSON program lives in the
 flat per-packet list `F` that the generated code works on.
 
->>> L = Layout({"header_types": [{"name": "t", "fields": [["a", 4], ["b", 12]]}],
-...             "headers": [{"name": "h", "id": 0, "header_type": "t", "metadata": False}]})
+>>> from embedded_switch.program import describe
+>>> L = Layout(describe({"header_types": [{"name": "t", "fields": [["a", 4], ["b", 12]]}],
+...                      "headers": [{"name": "h", "id": 0, "header_type": "t", "metadata": False}]}))
 >>> L.field(["h", "b"], "test")
 (2, 12, False)
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from embedded_switch.errors import PipelineError
+from embedded_switch.program import HeaderInfo, HeaderTypeInfo, Program
+
 
 @dataclass
 class HeaderLayout:
@@ -30,6 +33,10 @@ class HeaderLayout:
         """Every slot of the header but validity: fields, then the varbit length."""
         return tuple(idx for *_, idx in self.fields) + ((self.vl[2],) if self.vl else ())
 
+    def position(self, fname: str) -> int:
+        """Where field `fname` is in `fields`."""
+        return [n for n, *_ in self.fields].index(fname)
+
 
 @dataclass
 class StackLayout:
@@ -42,74 +49,57 @@ class StackLayout:
 class Layout:
     """Where each field, validity bit and stack counter lives in `F`."""
 
-    def __init__(self, j: dict):
-        types, max_len = {}, {}
-        for t in j.get("header_types", []):
-            flds = []
-            for f in t.get("fields", []):
-                if f[1] == "*":
-                    if any(w is None for _, w, _ in flds):
-                        raise PipelineError(f"header type '{t['name']}': more than one varbit field")
-                    if t.get("max_length") is None:
-                        raise PipelineError(f"header type '{t['name']}': varbit field '{f[0]}' without max_length")
-                    flds.append((f[0], None, False))
-                    continue
-                if not isinstance(f[1], int) or f[1] <= 0:
-                    raise PipelineError(f"header type '{t['name']}': field '{f[0]}' has bad width {f[1]!r}")
-                flds.append((f[0], f[1], bool(f[2]) if len(f) > 2 else False))
-            types[t["name"]] = flds
-            max_len[t["name"]] = t.get("max_length")
+    def __init__(self, program: Program):
         self.size = 0
         self.headers: dict[str, HeaderLayout] = {}
         self.by_id: dict[int, str] = {}
         self.template: list[int] = []
         self.masks: list[int] = []  # what a slot can hold (standard metadata writes are masked with it)
         self.meta_slots: list[int] = []
-        for i, h in enumerate(j.get("headers", [])):
-            if h["header_type"] not in types:
-                raise PipelineError(f"header '{h['name']}': unknown header type '{h['header_type']}'")
-            meta = bool(h.get("metadata"))
-            valid = self._slot(1 if meta else 0)
-            fl, fidx, vl = [], {}, None
-            for pos, (fname, width, signed) in enumerate(types[h["header_type"]]):
-                idx = self._slot(0, (1 << (width or 0)) - 1)
-                if width is None:
-                    if meta:
-                        raise PipelineError(f"metadata '{h['name']}': varbit field '{fname}' is not supported")
-                    vl = (pos, idx, self._slot(0, 0xFFFF))
-                    width = 0
-                fl.append((fname, width, signed, idx))
-                fidx[fname] = idx
-                if meta:
-                    self.meta_slots.append(idx)
-            nbits = sum(w for _, w, _, _ in fl)
-            if not meta and nbits % 8:
-                raise PipelineError(f"header '{h['name']}': {nbits} bits is not a whole number of bytes")
-            hl = HeaderLayout(h["name"], i, meta, valid, fl, fidx, nbits, vl=vl)
-            if vl:
-                hl.max_vl = max(0, int(max_len[h["header_type"]]) * 8 - nbits)
-            self.headers[h["name"]] = hl
-            self.by_id[h["id"]] = h["name"]
+        for i, h in enumerate(program.headers):
+            self.headers[h.name] = self._header(i, h, program.header_types[h.header_type])
+            self.by_id[h.id] = h.name
         self.stacks: dict[str, StackLayout] = {}
-        for s in j.get("header_stacks", []):
-            names = [self.by_id[i] for i in s.get("header_ids", [])]
-            self.stacks[s["name"]] = StackLayout(s["name"], len(self.stacks), names, self._slot(0, 0xFFFF))
+        for s in program.header_stacks:
+            names = [self.by_id[i] for i in s.elements]
+            self.stacks[s.name] = StackLayout(s.name, len(self.stacks), names, self._slot(0, 0xFFFF))
         self.unions: dict[str, list[str]] = {}
         self.union_members: dict[str, list[str]] = {}  # union -> member names, in header order
-        member_names = {t["name"]: [m[0] for m in t.get("headers", [])] for t in j.get("header_union_types", [])}
         by_union_id = {}
-        for u in j.get("header_unions", []):
-            names = [self.by_id[i] for i in u.get("header_ids", [])]
-            self.unions[u["name"]] = names
-            self.union_members[u["name"]] = member_names.get(u.get("union_type"), [])
-            by_union_id[u["id"]] = u["name"]
+        for u in program.header_unions:
+            names = [self.by_id[i] for i in u.header_ids]
+            self.unions[u.name] = names
+            self.union_members[u.name] = program.union_members.get(u.union_type, [])
+            by_union_id[u.id] = u.name
             for n in names:
                 self.headers[n].siblings = tuple(self.headers[o].valid for o in names if o != n)
         self.union_stacks: dict[str, StackLayout] = {}  # .headers holds the union names here
-        for s in j.get("header_union_stacks", []):
-            names = [by_union_id[i] for i in s.get("header_union_ids", [])]
-            self.union_stacks[s["name"]] = StackLayout(s["name"], len(self.union_stacks), names,
-                                                       self._slot(0, 0xFFFF))
+        for s in program.header_union_stacks:
+            names = [by_union_id[i] for i in s.elements]
+            self.union_stacks[s.name] = StackLayout(s.name, len(self.union_stacks), names, self._slot(0, 0xFFFF))
+
+    def _header(self, hid: int, h: HeaderInfo, htype: HeaderTypeInfo) -> HeaderLayout:
+        valid = self._slot(1 if h.metadata else 0)
+        fl, fidx, vl = [], {}, None
+        for pos, f in enumerate(htype.fields):
+            idx = self._slot(0, (1 << (f.bitwidth or 0)) - 1)
+            width = f.bitwidth
+            if width is None:
+                if h.metadata:
+                    raise PipelineError(f"metadata '{h.name}': varbit field '{f.name}' is not supported")
+                vl = (pos, idx, self._slot(0, 0xFFFF))
+                width = 0
+            fl.append((f.name, width, f.signed, idx))
+            fidx[f.name] = idx
+            if h.metadata:
+                self.meta_slots.append(idx)
+        nbits = sum(w for _, w, _, _ in fl)
+        if not h.metadata and nbits % 8:
+            raise PipelineError(f"header '{h.name}': {nbits} bits is not a whole number of bytes")
+        hl = HeaderLayout(h.name, hid, h.metadata, valid, fl, fidx, nbits, vl=vl)
+        if vl:
+            hl.max_vl = max(0, int(htype.max_length) * 8 - nbits)
+        return hl
 
     def _slot(self, init: int, mask: int = 1) -> int:
         self.masks.append(mask)

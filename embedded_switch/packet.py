@@ -1,11 +1,15 @@
 """Per-packet state shared by the generated code and the switch: the context object `Pkt`,
-the exceptions generated code raises, and v1model's constants.
+the exceptions generated code raises, v1model's constants and the packet trace log.
 
 >>> p = Pkt(b"\\x00" * 14, 14)
 >>> (p.off, p.plen, p.exit)
 (0, 14, False)
 """
 from __future__ import annotations
+
+import logging
+
+TRACE_LOG = logging.getLogger("embedded_switch.trace")  # per packet: parser states, tables, conditions
 
 INSTANCE_NORMAL, INSTANCE_INGRESS_CLONE, INSTANCE_EGRESS_CLONE = 0, 1, 2
 INSTANCE_RECIRC, INSTANCE_REPLICATION, INSTANCE_RESUBMIT = 4, 5, 6

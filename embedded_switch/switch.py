@@ -25,18 +25,17 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
-from embedded_switch import match as M
 from embedded_switch.compiler import CompiledProgram, compile_program
-from embedded_switch.packet import (INSTANCE_EGRESS_CLONE, INSTANCE_INGRESS_CLONE, INSTANCE_NORMAL, INSTANCE_RECIRC,
-                                    INSTANCE_REPLICATION, INSTANCE_RESUBMIT, Pkt)
 from embedded_switch.errors import (AlreadyExists, InvalidArgument, NotFound, PipelineError,
                                     ResourceExhausted, SwitchError)
+from embedded_switch.match import check_width, normalize_key
+from embedded_switch.packet import (INSTANCE_EGRESS_CLONE, INSTANCE_INGRESS_CLONE, INSTANCE_NORMAL, INSTANCE_RECIRC,
+                                    INSTANCE_REPLICATION, INSTANCE_RESUBMIT, TRACE_LOG, Pkt)
 from embedded_switch.program import Program
 from embedded_switch.runtime import ActionProfile, ActionRt, Entry, Meter, Table
 
-TRACE_LOG = logging.getLogger("embedded_switch.trace")  # per packet: parser states, tables, conditions
 DROP_PORT = 511
 PORT_LIMIT = 1 << 9          # v1model ports are bit<9>
 MAX_CLONE_SESSION = (1 << 15) - 1
@@ -55,83 +54,19 @@ class TableEntry:
     is_const: bool
 
 
-def _check_width(what: str, value: int, width: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) and width != 1:
-        raise InvalidArgument(f"{what}: expected an integer, got {value!r}")
-    if not 0 <= value < (1 << width):
-        raise InvalidArgument(f"{what}: value {value} does not fit in {width} bits "
-                              f"(valid range 0..{(1 << width) - 1})")
+class IngressWork(NamedTuple):
+    """A packet to run through the parser and ingress (arrived, resubmitted or recirculated)."""
+    port: int
+    data: bytes
+    preserved: list[tuple[int, int]] | None  # (slot, value) kept from the pass before
+    instance_type: int
 
 
-def normalize_key(tbl: Table, key: list) -> tuple:
-    """Check a key against the table's key fields and turn it into match data.
-
-    Raises InvalidArgument on a wrong number of fields, a wrong match kind, a value wider
-    than its field or a non-canonical value (bits outside an LPM prefix or ternary mask).
-    """
-    if not isinstance(key, (list, tuple)) or len(key) != len(tbl.kinds):
-        n = len(key) if isinstance(key, (list, tuple)) else "no list"
-        raise InvalidArgument(f"table '{tbl.name}' has {len(tbl.kinds)} key fields, got {n}")
-    out = []
-    for i, (m, kind, width) in enumerate(zip(key, tbl.kinds, tbl.widths)):
-        what = f"table '{tbl.name}' key field {i} ({kind}, {width} bits)"
-        full = (1 << width) - 1
-        if kind == "exact":
-            if not isinstance(m, M.Exact):
-                raise InvalidArgument(f"{what}: expected Exact, got {m!r}")
-            _check_width(what, m.value, width)
-            out.append(m.value)
-        elif kind == "valid":
-            if isinstance(m, M.Valid):
-                out.append(int(bool(m.valid)))
-            elif isinstance(m, M.Exact) and m.value in (0, 1):
-                out.append(m.value)
-            else:
-                raise InvalidArgument(f"{what}: expected Valid, got {m!r}")
-        elif kind == "lpm":
-            if not isinstance(m, M.Lpm):
-                raise InvalidArgument(f"{what}: expected Lpm, got {m!r}")
-            _check_width(what, m.value, width)
-            if not 0 <= m.prefix_len <= width:
-                raise InvalidArgument(f"{what}: prefix length {m.prefix_len} out of range 0..{width}")
-            mask = full ^ ((1 << (width - m.prefix_len)) - 1)
-            if m.value & ~mask:
-                raise InvalidArgument(f"{what}: value {m.value:#x} has bits set outside the /{m.prefix_len} prefix")
-            out.append((m.value, m.prefix_len, mask))
-        elif kind == "ternary" and isinstance(m, M.OptionalMatch):
-            # p4c gives optional key fields match_type "ternary" in the BMv2 JSON
-            if m.value is None:
-                out.append((0, 0))
-            else:
-                _check_width(what, m.value, width)
-                out.append((m.value, full))
-        elif kind == "ternary":
-            if not isinstance(m, M.Ternary):
-                raise InvalidArgument(f"{what}: expected Ternary, got {m!r}")
-            _check_width(what, m.value, width)
-            _check_width(what + " mask", m.mask, width)
-            if m.value & ~m.mask:
-                raise InvalidArgument(f"{what}: value {m.value:#x} has bits set outside mask {m.mask:#x}")
-            out.append((m.value, m.mask))
-        elif kind == "range":
-            if not isinstance(m, M.Range):
-                raise InvalidArgument(f"{what}: expected Range, got {m!r}")
-            _check_width(what + " low", m.low, width)
-            _check_width(what + " high", m.high, width)
-            if m.low > m.high:
-                raise InvalidArgument(f"{what}: low {m.low} is above high {m.high}")
-            out.append((m.low, m.high))
-        elif kind == "optional":
-            if not isinstance(m, M.OptionalMatch):
-                raise InvalidArgument(f"{what}: expected OptionalMatch, got {m!r}")
-            if m.value is None:
-                out.append((0, 0))
-            else:
-                _check_width(what, m.value, width)
-                out.append((m.value, full))
-        else:
-            raise InvalidArgument(f"{what}: unsupported match kind")
-    return tuple(out)
+class EgressWork(NamedTuple):
+    """A packet the traffic manager sends to egress port `port`, with its fields and context."""
+    port: int
+    F: list
+    P: Pkt
 
 
 class Switch:
@@ -190,7 +125,7 @@ class Switch:
         if len(args) != len(act.widths):
             raise InvalidArgument(f"action '{act.name}' takes {len(act.widths)} arguments, got {len(args)}")
         for i, (a, w) in enumerate(zip(args, act.widths)):
-            _check_width(f"action '{act.name}' argument {i}", a, w)
+            check_width(f"action '{act.name}' argument {i}", a, w)
         return tuple(args)
 
     def _priority(self, tbl: Table, priority: int) -> int:
@@ -457,7 +392,7 @@ class Switch:
             c = self._counter(name)
             self._index("counter", name, index, c.size)
             for v in (packets, bytes_):
-                _check_width(f"counter '{name}'", v, 64)
+                check_width(f"counter '{name}'", v, 64)
             c.cells[index] = [packets, bytes_]
 
     def _direct_entry(self, table: str, handle: int, what: str) -> Entry:
@@ -475,7 +410,7 @@ class Switch:
         with self.lock:
             e = self._direct_entry(table, handle, "counter")
             for v in (packets, bytes_):
-                _check_width(f"direct counter of '{table}'", v, 64)
+                check_width(f"direct counter of '{table}'", v, 64)
             e.ctr[0], e.ctr[1] = packets, bytes_
 
     @staticmethod
@@ -535,7 +470,7 @@ class Switch:
         with self.lock:
             r = self._register(name)
             self._index("register", name, index, r.size)
-            _check_width(f"register '{name}'", value, r.width)
+            check_width(f"register '{name}'", value, r.width)
             r.cells[index] = value
 
     def value_set_set(self, name: str, values: list[int]) -> None:
@@ -621,7 +556,8 @@ class Switch:
                 return []
             outputs: list[tuple[int, bytes]] = []
             self._trace = TRACE_LOG.isEnabledFor(logging.DEBUG)
-            work = collections.deque([(True, ingress_port, bytes(data), None, INSTANCE_NORMAL, None)])
+            work: collections.deque[IngressWork | EgressWork] = collections.deque(
+                [IngressWork(ingress_port, bytes(data), None, INSTANCE_NORMAL)])
             steps = 0
             while work:
                 steps += 1
@@ -632,7 +568,7 @@ class Switch:
                     break
                 item = work.popleft()
                 try:
-                    if item[0]:
+                    if isinstance(item, IngressWork):
                         self._ingress(cp, item, work)
                     else:
                         self._egress(cp, item, work, outputs)
@@ -697,8 +633,8 @@ class Switch:
             self.stats["clone_no_session"] += 1
         return cfg
 
-    def _ingress(self, cp: CompiledProgram, item, work) -> None:
-        _, port, data, preserved, itype, _ = item
+    def _ingress(self, cp: CompiledProgram, item: IngressWork, work) -> None:
+        port, data, preserved, itype = item
         sm = cp.sm
         F, P = self._fresh(cp, port if itype == INSTANCE_NORMAL else 0, data, itype, preserved)
         if self._trace:
@@ -726,10 +662,10 @@ class Switch:
         if P.digest is not None:
             learn = cp.learn_lists.get(P.digest)
             if learn is not None:
-                self._digests.append((learn[0], [F[i] for i in learn[1]]))
+                self._digests.append((learn.name, [F[i] for i in learn.slots]))
         if P.resubmit is not None:
             kept = [(i, F[i]) for i in cp.field_lists.get(P.resubmit, ())]
-            work.append((True, port, data, kept, INSTANCE_RESUBMIT, None))
+            work.append(IngressWork(port, data, kept, INSTANCE_RESUBMIT))
             return
         mgid = F[sm["mcast_grp"]] if sm["mcast_grp"] is not None else 0
         if mgid:
@@ -745,7 +681,7 @@ class Switch:
             self.stats["dropped"] += 1
             return
         self._set(F, sm["instance_type"], INSTANCE_NORMAL, cp)
-        work.append((False, spec, None, None, None, (F, P)))
+        work.append(EgressWork(spec, F, P))
 
     def _replicate(self, cp, F, P, replicas, work, trunc) -> None:
         rid = cp.sm["egress_rid"]
@@ -756,11 +692,10 @@ class Switch:
             Q = self._copy(P)
             if trunc:
                 Q.trunc = trunc
-            work.append((False, eport, None, None, None, (G, Q)))
+            work.append(EgressWork(eport, G, Q))
 
-    def _egress(self, cp: CompiledProgram, item, work, outputs) -> None:
-        port = item[1]
-        F, P = item[5]
+    def _egress(self, cp: CompiledProgram, item: EgressWork, work, outputs) -> None:
+        port, F, P = item
         sm = cp.sm
         self._set(F, sm["egress_port"], port, cp)
         self._set(F, sm["egress_spec"], cp.drop_port + 1, cp)
@@ -789,7 +724,7 @@ class Switch:
         out = cp.deparse(F, P)
         if P.recirc is not None:
             kept = [(i, F[i]) for i in cp.field_lists.get(P.recirc, ())]
-            work.append((True, 0, out, kept, INSTANCE_RECIRC, None))
+            work.append(IngressWork(0, out, kept, INSTANCE_RECIRC))
             return
         if P.trunc:
             out = out[:P.trunc]
