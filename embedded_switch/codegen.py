@@ -1,7 +1,7 @@
-"""The generated module while it is being written: source lines, named constants and the
-run-time objects (counters, meters, registers, value sets) its code refers to.
+"""The generated module while it is being written.
 
-Every part of the compiler (expressions, primitives, parser, controls) writes into one
+It holds the source lines, named constants and the run-time objects (counters, meters,
+registers, value sets) its code refers to. Every part of the compiler (expressions, primitives, parser, controls) writes into one
 `Module`; `Module.const` gives a Python object a name the generated code can use:
 
 >>> from embedded_switch.layout import Layout

@@ -156,9 +156,8 @@ class Controls:
         if signed:
             code = f"({code} & {(1 << width) - 1})"
         if k.mask:
-            m = hex_value(k.mask, where) & ((1 << width) - 1)
-            low = (m & -m).bit_length() - 1
-            code = f"(({code} & {m}) >> {low})" if low else f"({code} & {m})"
+            low = k.mask_shift
+            code = f"(({code} & {k.mask}) >> {low})" if low else f"({code} & {k.mask})"
         return code
 
     def _table_actions(self, t: TableInfo, where: str) -> dict[str, ActionRt]:

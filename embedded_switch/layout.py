@@ -1,5 +1,6 @@
-"""Where each field, validity bit and stack counter of a BMv2 JSON program lives in the
-flat per-packet list `F` that the generated code works on.
+"""Where each field, validity bit and stack counter lives in the per-packet list `F`.
+
+`F` is the flat list of integers the generated code works on, one slot per field:
 
 >>> from embedded_switch.program import describe
 >>> L = Layout(describe({"header_types": [{"name": "t", "fields": [["a", 4], ["b", 12]]}],

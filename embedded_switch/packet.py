@@ -1,5 +1,7 @@
-"""Per-packet state shared by the generated code and the switch: the context object `Pkt`,
-the exceptions generated code raises, v1model's constants and the packet trace log.
+"""Per-packet state shared by the generated code and the switch.
+
+The context object `Pkt`, the exceptions generated code raises, v1model's constants and
+the packet trace log:
 
 >>> p = Pkt(b"\\x00" * 14, 14)
 >>> (p.off, p.plen, p.exit)

@@ -1,6 +1,6 @@
-"""A BMv2 JSON program, read once into typed records: what the control plane can name and
-what the compiler translates.
+"""A BMv2 JSON program, read once into typed records.
 
+The records say what the control plane can name and what the compiler translates.
 `describe(json_dict)` reads the JSON into a `Program`; nothing here runs packets or
 generates code. Expressions, primitives and parser operations stay JSON (the compiler
 interprets them); everything around them is a record.
@@ -99,7 +99,8 @@ class KeyFieldInfo:
     match_kind: str
     bitwidth: int
     target: Any = None       # [header, field], or the header of a `valid` key
-    mask: str | None = None  # a static mask (hexstr) the key applies
+    mask: int | None = None  # a static mask the key applies (within the field's width)
+    mask_shift: int = 0      # zero bits below the mask: the masked value is shifted right by as many
 
 
 @dataclass(frozen=True)
@@ -376,27 +377,23 @@ def _action_profile(ap: dict) -> ActionProfileInfo:
 
 
 def _key_field(program: Program, k: dict, where: str) -> KeyFieldInfo:
+    """One table key element; a static mask narrows its P4Runtime width to the bits it keeps."""
     kind = k.get("match_type")
     if kind not in MATCH_KINDS:
         raise PipelineError(f"{where}: unsupported match kind '{kind}'")
     target = k.get("target")
     name = k.get("name") or (".".join(target) if isinstance(target, list) else str(target))
-    return KeyFieldInfo(name, kind, _key_width(program, k, where), target, k.get("mask"))
-
-
-def _key_width(program: Program, k: dict, where: str) -> int:
-    """P4Runtime bit width of one table key element (a static mask narrows it)."""
     if k["match_type"] == "valid":
-        return 1
+        return KeyFieldInfo(name, kind, 1, target)
     width = program.field_width(k["target"], where)
     mask = k.get("mask")
-    if mask:
-        m = int(mask, 16) & ((1 << width) - 1)
-        if m == 0:
-            raise PipelineError(f"{where}: key mask {mask} selects no bit")
-        low = (m & -m).bit_length() - 1
-        width = m.bit_length() - low
-    return width
+    if not mask:
+        return KeyFieldInfo(name, kind, width, target)
+    m = int(mask, 16) & ((1 << width) - 1)
+    if m == 0:
+        raise PipelineError(f"{where}: key mask {mask} selects no bit")
+    low = (m & -m).bit_length() - 1
+    return KeyFieldInfo(name, kind, m.bit_length() - low, target, m, low)
 
 
 def _table(program: Program, t: dict) -> TableInfo:

@@ -234,8 +234,10 @@ class Switch:
                     for e in sorted(tbl.entries.values(), key=lambda x: x.handle)]
 
     def table_entry_idle_time(self, table: str, handle: int) -> float:
-        """Seconds since entry `handle` last matched (or was added), for tables that support
-        idle timeout (TableInfo.support_timeout)."""
+        """Seconds since entry `handle` last matched (or was added).
+
+        Only for tables that support idle timeout (TableInfo.support_timeout).
+        """
         with self.lock:
             tbl = self._table(table)
             if not self._prog().info.tables[table].support_timeout:
@@ -540,8 +542,11 @@ class Switch:
             return {s: dict(c, replicas=list(c["replicas"])) for s, c in self._clone.items()}
 
     def set_digest_handler(self, fn: Callable[[str, list[int]], None] | None) -> None:
-        """Install the digest callback: fn(digest name, field values), called after `process`
-        returns control of the lock, once per digest a packet generated (P4 `digest<T>`)."""
+        """Install the digest callback `fn(digest name, field values)`.
+
+        It is called after `process` gives up the lock, once per digest a packet generated
+        (P4 `digest<T>`).
+        """
         with self.lock:
             self._digest_handler = fn
 
