@@ -89,7 +89,8 @@ class Client:
     """A controller: stub, streams, finsy's schema of the program for names.
 
     `credentials` (grpc.ssl_channel_credentials) makes the channel TLS; the server's
-    certificate must then name 127.0.0.1.
+    certificate must then name 127.0.0.1. `timeout` (seconds) bounds every unary call:
+    one that takes longer fails with DEADLINE_EXCEEDED.
     """
 
     def __init__(
@@ -100,6 +101,7 @@ class Client:
         *,
         device_id: int = DEVICE_ID,
         credentials: grpc.ChannelCredentials | None = None,
+        timeout: float | None = None,
     ):
         target = f"127.0.0.1:{port}"
         if credentials is None:
@@ -110,6 +112,7 @@ class Client:
         self.schema = fy.P4Schema(p4info)
         self.device_config = device_config
         self.device_id = device_id
+        self.timeout = timeout
         self.election_id: int | None = None
         self.streams: list[Stream] = []
 
@@ -135,7 +138,7 @@ class Client:
             if cookie is not None:
                 request.config.cookie.cookie = cookie
         self._election(request)
-        self.stub.SetForwardingPipelineConfig(request)
+        self.stub.SetForwardingPipelineConfig(request, timeout=self.timeout)
 
     def write(self, *updates, atomicity=p4r.WriteRequest.CONTINUE_ON_ERROR, device_id=None):
         """Send a batch; updates are finsy entities with +/~/- or raw p4r.Update."""
@@ -147,7 +150,7 @@ class Client:
                 update = update.encode_update(self.schema)
             request.updates.append(update)
         self._election(request)
-        self.stub.Write(request)
+        self.stub.Write(request, timeout=self.timeout)
 
     def read(self, *entities) -> list:
         """Decoded entities (finsy objects) the filters select."""
@@ -158,13 +161,14 @@ class Client:
             )
         return [
             decode_entity(e, self.schema)
-            for response in self.stub.Read(request)
+            for response in self.stub.Read(request, timeout=self.timeout)
             for e in response.entities
         ]
 
     def read_raw(self, *entities: p4r.Entity) -> list[p4r.Entity]:
         request = p4r.ReadRequest(device_id=self.device_id, entities=entities)
-        return [e for response in self.stub.Read(request) for e in response.entities]
+        responses = self.stub.Read(request, timeout=self.timeout)
+        return [e for response in responses for e in response.entities]
 
     def close(self) -> None:
         for stream in self.streams:

@@ -9,6 +9,8 @@ MasterArbitrationUpdate whose status is OK for the primary, ALREADY_EXISTS for b
 while there is a primary, and NOT_FOUND for backups when there is none.
 
 Only the default role is arbitrated; a named role or a role config is UNIMPLEMENTED.
+As in BMv2, at most `MAX_CONTROLLERS` streams take part; one more is refused with
+RESOURCE_EXHAUSTED until one of them leaves.
 
     arbitration = Arbitration(device_id=1)
     arbitration.join(controller, election_id=10)  # controller.send() gets the notice
@@ -27,6 +29,9 @@ from finsy.proto import p4r, rpc_status
 from embedded_switch.p4runtime.status import Code, P4RuntimeError, invalid, unimplemented
 
 log = logging.getLogger(__name__)
+
+#: Controllers (arbitrated streams) a device serves at once: BMv2's (PI's) limit.
+MAX_CONTROLLERS = 16
 
 
 def election_id_of(msg) -> int | None:
@@ -74,6 +79,12 @@ class Arbitration:
             )
         election_id = election_id_of(update)
         with self._lock:
+            if not controller.joined and len(self._controllers) >= MAX_CONTROLLERS:
+                raise P4RuntimeError(
+                    Code.RESOURCE_EXHAUSTED,
+                    f"too many controllers: this switch serves at most {MAX_CONTROLLERS}"
+                    " streams that sent arbitration; close one and try again",
+                )
             if election_id is not None and any(
                 c is not controller and c.election_id == election_id for c in self._controllers
             ):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from finsy.proto import p4r
 
 from embedded_switch.match import Exact, Lpm, OptionalMatch, Range, Ternary
-from embedded_switch.p4runtime.status import invalid
+from embedded_switch.p4runtime.status import invalid, show_bytes
 
 MatchValue = Exact | Lpm | Ternary | Range | OptionalMatch
 
@@ -52,19 +52,22 @@ def decode_uint(data: bytes, bitwidth: int, what: str) -> int:
     """The unsigned value of a P4Runtime bytestring for a `bit<bitwidth>` field.
 
     Leading zero bytes are accepted (non-canonical but valid); an empty string or a
-    value that needs more than `bitwidth` bits is refused.
+    value that needs more than `bitwidth` bits is refused, showing only the start of a
+    long value (a request may carry megabytes where a field takes a few bits).
 
     >>> decode_uint(b"\\x01\\x63", 8, "f")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    embedded_switch...P4RuntimeError: INVALID_ARGUMENT: f: value 0x163 does not fit in 8 bits
+    embedded_switch...P4RuntimeError: INVALID_ARGUMENT: f: value 0x0163 does not fit in 8 bits
     """
     if not data:
         raise invalid(f"{what}: empty bytestring (send at least one byte)")
-    value = int.from_bytes(data, "big")
-    if value.bit_length() > bitwidth:
-        raise invalid(f"{what}: value {value:#x} does not fit in {bitwidth} bits")
-    return value
+    significant = data.lstrip(b"\0")
+    if len(significant) > (bitwidth + 7) // 8 or (
+        significant and int.from_bytes(significant, "big").bit_length() > bitwidth
+    ):
+        raise invalid(f"{what}: value {show_bytes(significant)} does not fit in {bitwidth} bits")
+    return int.from_bytes(significant, "big")
 
 
 def encode_uint(value: int) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+import time
 from pathlib import Path
 
 import finsy as fy
@@ -588,6 +589,68 @@ def test_a_used_election_id_ends_the_stream_with_invalid_argument(client, server
         assert stream.error.code() == grpc.StatusCode.INVALID_ARGUMENT
     finally:
         other.close()
+
+
+def _no_primary_sequence(port: int) -> list:
+    """Pipeline and writes from clients with and without an election id, before, during
+    and after a primary holds a stream; what each of them observes."""
+    bare, stray, primary = (features_client(port) for _ in range(3))
+    stray.election_id = 5  # an election id, but no stream
+    try:
+        results = [
+            observed(lambda: bare.set_pipeline()),
+            observed(lambda: bare.write(+l2_entry(1))),
+            observed(lambda: bare.write(-l2_entry(1))),
+            observed(lambda: bare.write(+l2_entry(2))),
+            observed(lambda: stray.write(+l2_entry(3))),
+            observed(lambda: stray.set_pipeline(Action.RECONCILE_AND_COMMIT)),
+        ]
+        stream = primary.connect(election_id=10)
+        results.append(stream.status())
+        results += [
+            observed(lambda: bare.write(+l2_entry(4))),
+            observed(lambda: bare.set_pipeline(Action.RECONCILE_AND_COMMIT)),
+            observed(lambda: stray.write(+l2_entry(5))),
+            observed(lambda: primary.write(+l2_entry(6))),
+        ]
+        stream.close()
+        for _ in range(50):  # the server notices the stream's end soon after
+            if observed(lambda: bare.write(~l2_entry(6, port=7))) == "OK":
+                break
+            time.sleep(0.05)
+        results.append(observed(lambda: bare.write(-l2_entry(2))))
+        results.append(sorted(e.match["dst_addr"] for e in bare.read(fy.P4TableEntry("l2"))))
+        return results
+    finally:
+        for c in (bare, stray, primary):
+            c.close()
+
+
+def test_without_a_controller_requests_without_election_id_may_write_as_in_bmv2(server):
+    assert _no_primary_sequence(server.port) == [
+        "OK", "OK", "OK", "OK",  # no stream open: anyone without an election id writes
+        grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.PERMISSION_DENIED,
+        Code.OK,
+        grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.PERMISSION_DENIED, "OK",
+        "OK",  # the primary left: writes without election id are accepted again
+        [6],
+    ]
+
+
+@pytest.mark.parity
+def test_writes_without_a_primary_are_treated_as_bmv2_treats_them(server, tmp_path):
+    with running_bmv2(tmp_path) as port:
+        assert _no_primary_sequence(server.port) == _no_primary_sequence(port)
+
+
+def test_a_stream_without_election_id_is_a_backup_unlike_bmv2(bare):
+    """BMv2 takes a missing election id for 0 and makes that stream primary, so requests
+    without election id write; the spec makes it a backup (docs/embedded-switch.md)."""
+    bare.set_pipeline()
+    stream = bare.connect(election_id=None)
+    assert stream.status() == Code.NOT_FOUND
+    assert rpc_error(bare.write, +l2_entry()).code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 # -- packet I/O -------------------------------------------------------------------------

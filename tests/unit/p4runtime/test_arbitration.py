@@ -3,7 +3,7 @@
 import pytest
 from finsy.proto import p4r
 
-from embedded_switch.p4runtime.arbitration import Arbitration, Controller
+from embedded_switch.p4runtime.arbitration import MAX_CONTROLLERS, Arbitration, Controller
 from embedded_switch.p4runtime.status import Code, P4RuntimeError
 
 DEVICE = 1
@@ -112,3 +112,18 @@ def test_changing_device_on_a_live_stream_is_failed_precondition():
     with pytest.raises(P4RuntimeError) as info:
         arb.arbitrate(a, update(1, device_id=2))
     assert info.value.code == Code.FAILED_PRECONDITION
+
+
+def test_controllers_past_the_limit_are_resource_exhausted_until_one_leaves():
+    arb = Arbitration(DEVICE)
+    controllers = [controller() for _ in range(MAX_CONTROLLERS)]
+    for election_id, c in enumerate(controllers, start=1):
+        arb.arbitrate(c, update(election_id))
+    extra = controller()
+    with pytest.raises(P4RuntimeError) as info:
+        arb.arbitrate(extra, update(100))
+    assert info.value.code == Code.RESOURCE_EXHAUSTED
+    arb.arbitrate(controllers[0], update(50))  # a member may still bid again
+    arb.leave(controllers[1])
+    arb.arbitrate(extra, update(100))
+    assert arb.is_primary(extra)

@@ -160,3 +160,19 @@ def test_optional_fields_that_bmv2_stores_as_ternary_travel_as_full_masks():
     assert encode_match((proto,), key)[0].optional.value == b"\x06"
     assert decode_match((proto,), [], table="t") == [Ternary(0, 0)]
     assert encode_match((proto,), [Ternary(0, 0)]) == []
+
+
+def test_a_huge_value_is_refused_without_echoing_it():
+    huge = b"\x00\x00" + b"\x7f" * 5_000_000
+    with pytest.raises(P4RuntimeError) as error:
+        decode_uint(huge, 9, "parameter 'port'")
+    message = error.value.message
+    assert error.value.code == Code.INVALID_ARGUMENT
+    assert "0x7f7f7f7f7f7f7f7f... (5000000 bytes)" in message and "9 bits" in message
+    assert len(message) < 100
+
+
+def test_leading_zeros_do_not_count_against_the_width():
+    assert decode_uint(b"\x00" * 1000 + b"\x01\xff", 9, "port") == 0x1FF
+    with rejects():
+        decode_uint(b"\x00" * 1000 + b"\x02\x00", 9, "port")
