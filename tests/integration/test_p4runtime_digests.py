@@ -281,8 +281,10 @@ def test_finsy_switch_reads_and_acks_digests(server, switch):
         async with fy.Switch("s1", f"127.0.0.1:{server.port}", options) as sw:
             await sw.write([+learn(ack_timeout_ns=60 * 10**9)])
             lists = sw.read_digests("mac_learn_t")
+            first_list = asyncio.ensure_future(anext(lists))
+            await asyncio.sleep(0)  # finsy opens the digest queue when iteration starts
             await asyncio.to_thread(switch.process, 5, frame(7))
-            first = await anext(lists)
+            first = await first_list
             await sw.write([first.ack()])
             await asyncio.sleep(0.3)  # the ack travels on the stream, the packet does not
             await asyncio.to_thread(switch.process, 5, frame(7))
