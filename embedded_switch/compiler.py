@@ -209,31 +209,23 @@ class Compiler:
             raise PipelineError(f"extern_instances: extern instances are not supported ({names})")
 
     def compile(self) -> CompiledProgram:
+        """Emit every function of the program, run the module once and link its parts."""
         m, program = self.module, self.program
         for h in self.layout.headers.values():
             if not h.metadata:
                 self.unpacker(h)
                 self.packer(h)
         m.ns["UNPACK"] = None  # filled after exec
-        action_defs = {a.id: a for a in program.action_defs}
-        actions: dict[int, ActionRt] = {}
-        action_fns = {}
-        for a in program.action_defs:
-            action_fns[a.id] = self.compile_action(a)
-            actions[a.id] = ActionRt(a.id, a.name, None, tuple(p.bitwidth for p in a.params))
-        parse_init, parse_states = self.compile_parser()
+        actions = {a.id: ActionRt(a.id, a.name, None, tuple(p.bitwidth for p in a.params))
+                   for a in program.action_defs}
+        action_fns = {a.id: self.compile_action(a) for a in program.action_defs}
+        parse_init, parse_states = self._parser()
         verify, update = self.compile_checksums(program.checksums)
         deparse = self.compile_deparser(program.deparser)
-        controls = Controls(m, actions, action_defs)
+        controls = Controls(m, actions, {a.id: a for a in program.action_defs})
         pipes = {name: controls.compile(p) for name, p in program.pipelines.items()}
-        self.emit_parse(parse_init)
-        src = "\n".join(m.lines)
-        try:
-            code = compile(src, "<embedded_switch program>", "exec")
-        except (SyntaxError, RecursionError, MemoryError) as exc:
-            raise PipelineError(f"generated code does not compile: {exc}") from None
-        ns = m.ns
-        exec(code, ns)
+        self._emit_parse(parse_init)
+        src, ns = self._execute()
         ns["NAMES"].update({ns[fn]: f"{'table' if fn.startswith('nt') else 'condition'} '{name}'"
                             for name, fn in controls.nodes.items()})
         ns["NAMES"].update({ns[fn]: f"parser state '{name}'" for name, fn in parse_states.items()})
@@ -256,6 +248,16 @@ class Compiler:
             meters=m.meters, direct_meters={x.name: x.binding for x in program.meters.values() if x.is_direct},
             registers=m.registers, profiles=controls.profiles, field_lists=self.field_lists(),
             learn_lists=m.learn_lists, value_sets=m.value_sets, errors=m.errors, drop_port=m.drop_port)
+
+    def _execute(self) -> tuple[str, dict]:
+        """Compile the emitted source and run it in the module's namespace: (source, namespace)."""
+        src = "\n".join(self.module.lines)
+        try:
+            code = compile(src, "<embedded_switch program>", "exec")
+        except (SyntaxError, RecursionError, MemoryError) as exc:
+            raise PipelineError(f"generated code does not compile: {exc}") from None
+        exec(code, self.module.ns)
+        return src, self.module.ns
 
     def compile_action(self, a: ActionDef) -> str:
         """Emit `a<id>(F, P, d0, d1, ...)`; an action with jumps becomes blocks in a loop."""
@@ -369,7 +371,7 @@ class Compiler:
         self.module.emit_function(f"def {name}(F):", body)
         return name
 
-    def compile_parser(self) -> tuple[str, dict[str, str]]:
+    def _parser(self) -> tuple[str, dict[str, str]]:
         """The one parser v1model runs ('parser', else the first); (init state, state functions)."""
         parsers = list(self.program.parsers.values())
         chosen = self.program.parsers.get("parser") or (parsers[0] if parsers else None)
@@ -380,7 +382,7 @@ class Compiler:
                 log.warning("parser '%s' ignored (v1model runs one parser: '%s')", p.name, chosen.name)
         return compile_parser(self.module, chosen)
 
-    def emit_parse(self, parse_init: str) -> None:
+    def _emit_parse(self, parse_init: str) -> None:
         """`parse(F, P) -> error code` and `parse_trace`: run states until one returns None."""
         errors = self.module.errors
         for name, traced in (("parse", ""), ("parse_trace", "        _trace(s)")):

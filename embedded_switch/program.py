@@ -273,6 +273,7 @@ class FieldListInfo:
 
 @dataclass(frozen=True)
 class Program:
+    """The whole program; `describe` fills it in, reading the JSON once."""
     tables: dict[str, TableInfo] = field(default_factory=dict)
     actions: dict[str, ActionInfo] = field(default_factory=dict)
     counters: dict[str, CounterInfo] = field(default_factory=dict)
