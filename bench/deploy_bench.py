@@ -28,9 +28,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from controller import deploy
-from controller.deploy import Deployment, SwitchAssignment
-from controller.p4rt import DEFAULT_BATCH, SwitchEndpoint
+from controller import session
+from controller.deployment import Deployment, SwitchAssignment, SwitchEndpoint
+from controller.session import DEFAULT_BATCH
 from dcia.arithmetic import Activation
 from dcia.layers import DenseLayer, EmbeddingLayer
 from dcia.targets import SwitchConfig, SwitchProcess, find_bmv2, free_tcp_port
@@ -69,7 +69,7 @@ def measure(target: str, repeats: int, workdir: Path) -> dict[str, list[float]]:
         endpoints = [SwitchEndpoint(f"s{i}", p.config.grpc_addr, device_id=i)
                      for i, p in enumerate(procs, 1)]
         empty = Deployment(1, 1, tuple(SwitchAssignment(e) for e in endpoints))
-        asyncio.run(deploy.apply(empty))  # pushes the pipeline; not timed
+        asyncio.run(session.apply(empty))  # pushes the pipeline; not timed
         times: dict[str, list[float]] = {}
         for name in SCENARIOS:
             plan = scenario(name, endpoints)
@@ -77,9 +77,9 @@ def measure(target: str, repeats: int, workdir: Path) -> dict[str, list[float]]:
                 for batch in (DEFAULT_BATCH, 1):
                     label = f"{name}, batch {batch}"
                     start = time.perf_counter()
-                    asyncio.run(deploy.apply(plan, batch=batch))
+                    asyncio.run(session.apply(plan, batch=batch))
                     times.setdefault(label, []).append(time.perf_counter() - start)
-                    asyncio.run(deploy.apply(empty, batch=batch))
+                    asyncio.run(session.apply(empty, batch=batch))
         return times
     finally:
         for p in procs:

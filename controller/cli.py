@@ -29,8 +29,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from controller import deploy
-from controller.p4rt import PushPolicy, endpoint_of
+from controller import session
+from controller.deployment import Deployment, SwitchAssignment, endpoint_of, from_plan
+from controller.entries import DROP_NAMES, STAT_NAMES
 from controller.planner import (
     Constraints,
     Forbid,
@@ -41,6 +42,7 @@ from controller.planner import (
     plan,
     read_layer_list,
 )
+from controller.session import PushPolicy
 from controller.topology import Route, Topology, load_topology
 from dcia.capability import NodeKind
 from dcia.layers import LayerShape
@@ -296,8 +298,8 @@ def run_deploy(args: argparse.Namespace, console: Console) -> int:
         console.file.write(json.dumps({"model": model.name, **best.to_dict()}, indent=2) + "\n")
     else:
         _print_plan(console, model.name, model.layers, topology.route(args.path), best, {})
-    target = deploy.from_plan(best, model.layers, topology, model_id=model_id, version=version)
-    reports = asyncio.run(deploy.apply(target, push=PushPolicy(args.push_pipeline)))
+    target = from_plan(best, model.layers, topology, model_id=model_id, version=version)
+    reports = asyncio.run(session.apply(target, push=PushPolicy(args.push_pipeline)))
     table = Table(title=f"Deployed {model.name} as model {model_id} v{version}")
     for column in ("switch", "layers", "inserted", "modified", "deleted"):
         table.add_column(column, justify="left" if column in ("switch", "layers") else "right")
@@ -315,9 +317,9 @@ def configure_undeploy(parser: argparse.ArgumentParser) -> None:
 
 def run_undeploy(args: argparse.Namespace, console: Console) -> int:
     topology = load_topology(args.topology)
-    target = deploy.Deployment(args.model_id, args.version, tuple(
-        deploy.SwitchAssignment(endpoint_of(sw)) for sw in topology.switches.values()))
-    reports = asyncio.run(deploy.apply(target, push=PushPolicy.NEVER))
+    target = Deployment(args.model_id, args.version, tuple(
+        SwitchAssignment(endpoint_of(sw)) for sw in topology.switches.values()))
+    reports = asyncio.run(session.apply(target, push=PushPolicy.NEVER))
     removed = ", ".join(f"{r.name}: {r.deleted}" for r in reports)
     console.print(f"model {args.model_id} v{args.version} removed (entries deleted: {removed})")
     return 0
@@ -331,23 +333,29 @@ def run_status(args: argparse.Namespace, console: Console) -> int:
     topology = load_topology(args.topology)
 
     async def read_all():
-        return await asyncio.gather(*(deploy.switch_status(endpoint_of(sw))
+        return await asyncio.gather(*(session.switch_status(endpoint_of(sw))
                                       for sw in topology.switches.values()))
 
     table = Table(title=f"Switches of {topology.name}")
-    for column in ("switch", "address", "models (id v version: layers)", *deploy.STAT_NAMES,
-                   "layers computed"):
+    for column in ("switch", "address", "models (id v version: layers)", *STAT_NAMES,
+                   "layers computed", "IPv4 dropped (" + " / ".join(DROP_NAMES) + ")"):
         table.add_column(column)
+    unreadable = []
     for sw, st in zip(topology.switches.values(), asyncio.run(read_all())):
         if st.error:
-            table.add_row(sw.name, sw.grpc, f"[red]{st.error}[/]")
+            unreadable.append(st.error)
+            table.add_row(sw.name, sw.grpc, "[red]unreadable[/]")
             continue
         models = "; ".join(f"{m} v{v}: {_indices(dict.fromkeys(ls))}"
                            for (m, v), ls in sorted(st.models.items())) or "none"
         per_layer = ", ".join(f"L{i}: {n}" for i, n in sorted(st.layers_computed.items()))
-        table.add_row(sw.name, sw.grpc, models, *(str(st.stats.get(k, 0)) for k in deploy.STAT_NAMES),
-                      per_layer or "-")
+        drops = " / ".join(str(st.drops.get(k, 0)) for k in DROP_NAMES)
+        table.add_row(sw.name, sw.grpc, models, *(str(st.stats.get(k, 0)) for k in STAT_NAMES),
+                      per_layer or "-", drops)
     console.print(table)
+    if unreadable:
+        raise DciaError(f"{len(unreadable)} of {len(topology.switches)} switches could not be "
+                        f"read: {'; '.join(unreadable)}")
     return 0
 
 

@@ -30,6 +30,11 @@ T_STEERING = f"{INGRESS}.tensor_steering"
 T_ROUTES = f"{INGRESS}.ipv4_lpm"
 C_STATS = f"{INGRESS}.dcia_stats"
 C_LAYER_STATS = f"{INGRESS}.layer_stats"
+C_IPV4_DROPS = f"{INGRESS}.ipv4_drops"
+STAT_NAMES = ("computed", "pass-through", "version mismatch", "malformed")
+"""``dcia_stats`` by index (p4src/dcia.p4: STAT_*)."""
+DROP_NAMES = ("ttl expired", "bad checksum", "bad header")
+"""``ipv4_drops`` by index (p4src/dcia.p4: DROP_*)."""
 
 
 def dense_table(neuron: int) -> str:

@@ -220,14 +220,54 @@ class Topology:
         switches = {**self.switches, capability.name: replace(self.switches[capability.name], capability=capability)}
         return replace(self, switches=switches)
 
-    def ports(self, switch: str) -> dict[int, str]:
-        """Port number -> neighbour name, for one switch."""
-        out = {}
+    def neighbours(self, node: str) -> list[tuple[int, str, int]]:
+        """(local port, neighbour, neighbour's port) for every link of ``node``, by port.
+
+        A host's port is its interface index.
+
+        >>> load_topology("topologies/linear.toml").neighbours("s2")
+        [(1, 's1', 2), (2, 's3', 1)]
+        """
+        out = []
         for link in self.links:
             for here, there in ((link.a, link.b), (link.b, link.a)):
-                if here.node == switch:
-                    out[here.port] = there.node
-        return dict(sorted(out.items()))
+                if here.node == node:
+                    out.append((here.port, there.node, there.port))
+        return sorted(out)
+
+    def ports(self, switch: str) -> dict[int, str]:
+        """Port number -> neighbour name, for one switch."""
+        return {port: neighbour for port, neighbour, _ in self.neighbours(switch)}
+
+    def port(self, node: str, neighbour: str) -> int:
+        """The port of ``node`` on its link to ``neighbour`` (a host's: its interface index).
+
+        >>> load_topology("topologies/linear.toml").port("s2", "s3")
+        2
+        """
+        link = self.link(node, neighbour)
+        return link.a.port if link.a.node == node else link.b.port
+
+    def host_interface(self, host: str, path: str | None = None) -> Interface:
+        """``host``'s interface on ``path`` (default: the first path).
+
+        >>> load_topology("topologies/redundant.toml").host_interface("h1", "backup").mac
+        '08:00:00:00:03:11'
+        """
+        hops = self.paths[path or next(iter(self.paths))]
+        if host not in (hops[0], hops[-1]):
+            raise TopologyError(f"{host} is not an end of path {path} ({' → '.join(hops)})")
+        neighbour = hops[1] if host == hops[0] else hops[-2]
+        return self.hosts[host].interfaces[self.port(host, neighbour)]
+
+    def host_address(self, host: str, path: str | None = None) -> str:
+        """The address of ``host``'s interface on ``path`` (default: the first path), without
+        the prefix length: the address the other end of the path must use.
+
+        >>> load_topology("topologies/redundant.toml").host_address("h1", "backup")
+        '10.0.3.1'
+        """
+        return self.host_interface(host, path).ip.split("/")[0]
 
 
 def load_topology(path: str | Path) -> Topology:

@@ -229,9 +229,12 @@ class Switch:
     def table_entries(self, table: str) -> list[TableEntry]:
         with self.lock:
             tbl = self._table(table)
-            return [TableEntry(e.handle, list(e.key), e.priority, e.action.name if e.action else None,
-                               list(e.args), e.member, e.group, e.is_const)
-                    for e in sorted(tbl.entries.values(), key=lambda x: x.handle)]
+            return [_table_entry(e) for e in sorted(tbl.entries.values(), key=lambda x: x.handle)]
+
+    def table_entry(self, table: str, handle: int) -> TableEntry:
+        """One entry by handle (NotFound if there is none)."""
+        with self.lock:
+            return _table_entry(self._table(table).get(handle))
 
     def table_entry_idle_time(self, table: str, handle: int) -> float:
         """Seconds since entry `handle` last matched (or was added).
@@ -737,3 +740,9 @@ class Switch:
 
 
 __all__ = ["Switch", "TableEntry", "normalize_key", "SwitchError"]
+
+
+def _table_entry(e) -> TableEntry:
+    """The control-plane view of one runtime entry."""
+    return TableEntry(e.handle, list(e.key), e.priority, e.action.name if e.action else None,
+                      list(e.args), e.member, e.group, e.is_const)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from mininet.node import CPULimitedHost, Host
 
-from controller.routing import HostRoute
+from controller.routes import HostRoute
 from controller.topology import Interface
 
 

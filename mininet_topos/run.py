@@ -6,7 +6,7 @@
    plans its split along the topology's path (controller.planner);
 2. starts the Mininet network of the topology with one P4 switch process per switch
    (``--target``: bmv2, embedded, or auto: BMv2 where installed), installs IPv4 routes,
-   pings between the hosts and deploys the switches' layers (controller.deploy.apply);
+   pings between the hosts and deploys the switches' layers (controller.session.apply);
 3. starts the cloud server and the edge agent and sends every held-out test image (or
    the first ``--requests``) through edge, switches and cloud;
 4. prints accuracy (float model, integer reference, in-network path), latency

@@ -3,7 +3,7 @@
 ``Testbed`` starts everything a run needs and stops all of it again, also on failure:
 
     with Testbed(load_topology("topologies/linear.toml"), target="embedded") as bed:
-        bed.deploy(model, plan)                     # controller.deploy.from_plan + apply
+        bed.deploy(model, plan)                     # controller.deployment.from_plan + session.apply
         cloud = bed.start_cloud(model_file)         # hosts.cloud_server in the cloud host
         results = bed.run_edge(model_file, inputs_file, edge_layers=1)   # hosts.edge_agent
         bed.counters()                              # per switch, over P4Runtime
@@ -36,14 +36,13 @@ from pathlib import Path
 from mininet.log import setLogLevel
 from mininet.net import Mininet
 
-from controller.deploy import Deployment, SwitchAssignment, apply, from_plan, switch_status
-from dcia.model import QuantizedModel
-from controller.p4rt import PushPolicy, SwitchEndpoint, endpoint_of
+from controller.deployment import Deployment, SwitchAssignment, SwitchEndpoint, endpoints, from_plan
 from controller.planner import Plan
-from controller.routing import host_address, install_routes
+from controller.session import PushPolicy, apply, install_routes, switch_status
 from controller.topology import Topology
 from dcia.artifacts import Pipeline
 from dcia.errors import DciaError
+from dcia.model import QuantizedModel
 from hosts.edge_agent import RequestResult
 from mininet_topos.p4switch import P4Switch
 from mininet_topos.topos import DciaTopo
@@ -62,7 +61,7 @@ class TestbedError(DciaError):
 
 @dataclass
 class SwitchCounters:
-    """A switch's DCIA counters: `dcia_stats` by name (controller.deploy.STAT_NAMES:
+    """A switch's DCIA counters: `dcia_stats` by name (controller.entries.STAT_NAMES:
     computed, pass-through, version mismatch, malformed) and `layer_stats` by layer index."""
 
     stats: dict[str, int] = field(default_factory=dict)
@@ -179,10 +178,10 @@ class Testbed:
     # -------------------------------------------------------------- controller --
 
     def endpoints(self) -> dict[str, SwitchEndpoint]:
-        return {name: endpoint_of(switch) for name, switch in self.topology.switches.items()}
+        return endpoints(self.topology)
 
     def deploy(self, model: QuantizedModel, plan: Plan) -> Deployment:
-        """Put the plan's switch stages in place (controller.deploy.from_plan, then apply)."""
+        """Put the plan's switch stages in place (controller.deployment.from_plan, then session.apply)."""
         deployment = from_plan(plan, model.layers, self.topology, model_id=model.model_id,
                                version=model.version)
         asyncio.run(apply(deployment, self.pipeline, push=PushPolicy.NEVER))
@@ -194,7 +193,7 @@ class Testbed:
         asyncio.run(apply(empty, self.pipeline, push=PushPolicy.NEVER))
 
     def counters(self) -> dict[str, SwitchCounters]:
-        """Every switch's counters, read over P4Runtime (controller.deploy.switch_status)."""
+        """Every switch's counters, read over P4Runtime (controller.session.switch_status)."""
         async def read_all():
             return [await switch_status(e, self.pipeline) for e in self.endpoints().values()]
 
@@ -272,7 +271,7 @@ class Testbed:
 
     def address(self, host: str, path: str | None = None) -> str:
         """The address of ``host``'s interface on ``path`` (hosts may have several)."""
-        return host_address(self.topology, host, path)
+        return self.topology.host_address(host, path)
 
     def pingall(self, timeout: float = 2) -> float:
         """Ping from each end of every path to the other end's address on that path (Mininet's

@@ -29,7 +29,7 @@ from mininet.link import TCLink
 from mininet.topo import Topo
 
 from controller import topology as topology_module
-from controller.routing import host_routes
+from controller.routes import host_routes
 from controller.topology import Topology, load_topology
 from dcia.capability import NodeKind
 from mininet_topos.host import DciaHost, LimitedDciaHost

@@ -87,8 +87,8 @@ class TableEntries(Handler):
         return self._entry(where.table.name, self.handle(where))
 
     def _entry(self, table: str, handle: int):
-        """An entry by handle (the executor lists a table's entries: linear)."""
-        return next(e for e in self.switch.table_entries(table) if e.handle == handle)
+        """An entry by handle."""
+        return self.switch.table_entry(table, handle)
 
     def select(self, msg: p4r.TableEntry) -> Iterator[tuple[TableSchema, object]]:
         """(table, entry) pairs a read request selects (match given: at most one)."""

@@ -9,9 +9,15 @@ from pathlib import Path
 import finsy as fy
 import pytest
 
-from controller import deploy
-from controller.deploy import Deployment, DeploymentError, SwitchAssignment
-from controller.p4rt import PipelineMismatch, PushPolicy, SwitchEndpoint, SwitchUnreachable, connect
+from controller import session
+from controller.deployment import Deployment, SwitchAssignment, SwitchEndpoint
+from controller.session import (
+    DeploymentError,
+    PipelineMismatch,
+    PushPolicy,
+    SwitchUnreachable,
+    connect,
+)
 from dcia.arithmetic import Activation
 from dcia.artifacts import Pipeline
 from dcia.layers import DenseLayer, EmbeddingLayer
@@ -62,33 +68,33 @@ def read_all(endpoint: SwitchEndpoint) -> set[tuple[str, str, str]]:
 
 def test_deploy_writes_reads_back_and_is_idempotent(switches):
     plan = two_stage(switches)
-    reports = asyncio.run(deploy.apply(plan))
+    reports = asyncio.run(session.apply(plan))
     # s1: 2 layers x (1 + 16 neurons) + 2 version entries; s2: 1 + 10 + 2
     assert [(r.inserted, r.modified, r.deleted) for r in reports] == [(36, 0, 0), (13, 0, 0)]
     assert len(read_all(switches[0])) == 36 and len(read_all(switches[1])) == 13
-    again = asyncio.run(deploy.apply(plan))
+    again = asyncio.run(session.apply(plan))
     assert [(r.inserted, r.modified, r.deleted) for r in again] == [(0, 0, 0), (0, 0, 0)]
 
 
 def test_redeploying_changed_weights_modifies_only_what_changed(switches):
-    asyncio.run(deploy.apply(two_stage(switches, seed=1)))
+    asyncio.run(session.apply(two_stage(switches, seed=1)))
     changed = two_stage(switches, seed=2)
-    reports = asyncio.run(deploy.apply(changed))
+    reports = asyncio.run(session.apply(changed))
     assert reports[0].inserted == reports[0].deleted == 0 and reports[0].modified > 0
 
 
 def test_undeploy_removes_one_model_and_leaves_the_others(switches):
-    asyncio.run(deploy.apply(two_stage(switches, model_id=1)))
-    asyncio.run(deploy.apply(two_stage(switches, model_id=2)))
+    asyncio.run(session.apply(two_stage(switches, model_id=1)))
+    asyncio.run(session.apply(two_stage(switches, model_id=2)))
     other = read_all(switches[0])
-    asyncio.run(deploy.apply(Deployment(1, 1, tuple(SwitchAssignment(e) for e in switches))))
+    asyncio.run(session.apply(Deployment(1, 1, tuple(SwitchAssignment(e) for e in switches))))
     left = read_all(switches[0])
     assert len(left) == len(other) // 2
     assert all("('model_id', 2)" in match for _, match, _ in left)
 
 
 def test_a_failure_midway_restores_every_switch(switches):
-    asyncio.run(deploy.apply(two_stage(switches, model_id=7)))
+    asyncio.run(session.apply(two_stage(switches, model_id=7)))
     before = [read_all(e) for e in switches]
     rng = random.Random(3)
     too_big = EmbeddingLayer({i: [rng.randint(-128, 127) for _ in range(8)] for i in range(5000)},
@@ -98,7 +104,7 @@ def test_a_failure_midway_restores_every_switch(switches):
         SwitchAssignment(switches[1], {2: too_big}),
     ))
     with pytest.raises(DeploymentError, match="every switch was restored"):
-        asyncio.run(deploy.apply(plan))
+        asyncio.run(session.apply(plan))
     assert [read_all(e) for e in switches] == before
 
 
@@ -107,13 +113,13 @@ def test_an_unreachable_switch_is_named(switches):
     plan = Deployment(1, 1, (SwitchAssignment(switches[0], {1: dense(random.Random(), 4, 4)}),
                              SwitchAssignment(dead, {2: dense(random.Random(), 4, 4)})))
     with pytest.raises(SwitchUnreachable, match="switch s9: no P4Runtime server"):
-        asyncio.run(deploy.apply(plan))
+        asyncio.run(session.apply(plan))
     assert read_all(switches[0]) == set()   # nothing was written before every switch answered
 
 
 def test_a_switch_without_the_pipeline_is_refused_under_never(switches):
-    with pytest.raises(deploy.DciaError, match="has no P4 program"):
-        asyncio.run(deploy.apply(two_stage(switches), push=PushPolicy.NEVER))
+    with pytest.raises(session.DciaError, match="has no P4 program"):
+        asyncio.run(session.apply(two_stage(switches), push=PushPolicy.NEVER))
 
 
 def test_a_switch_running_another_program_is_refused_and_left_alone(switches):
@@ -129,7 +135,7 @@ def test_a_switch_running_another_program_is_refused_and_left_alone(switches):
     tables = asyncio.run(push_other())
     with pytest.raises(PipelineMismatch, match=r"switch s1 .* runs another P4 program: tables "
                                                r"missing on the switch: DciaIngress\."):
-        asyncio.run(deploy.apply(two_stage(switches)))
+        asyncio.run(session.apply(two_stage(switches)))
 
     async def still_other():
         async with connect(switches[0], other, push=PushPolicy.NEVER) as sw:

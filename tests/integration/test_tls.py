@@ -16,8 +16,9 @@ import grpc
 import pytest
 from finsy.proto import p4r
 
-from controller import deploy
-from controller.p4rt import SwitchUnreachable, endpoint_of
+from controller import session
+from controller.deployment import Deployment, SwitchAssignment, endpoint_of
+from controller.session import SwitchUnreachable
 from controller.topology import load_topology
 from dcia.targets import SwitchConfig, SwitchProcess, find_bmv2, free_tcp_port
 from tests.p4rt_client import Client, rpc_error
@@ -76,16 +77,16 @@ def test_deploy_over_mutual_tls_and_refusal_without_a_client_certificate(pki, tm
             tmp_path, addr, f'tls = {{ ca = "{pki}/ca.pem", cert = "{pki}/client.pem", '
                             f'key = "{pki}/client.key" }}'))
         layers = {1: deploy_layer()}
-        target = deploy.Deployment(1, 1, (deploy.SwitchAssignment(
+        target = Deployment(1, 1, (SwitchAssignment(
             endpoint_of(topo.switches["s1"]), layers),))
-        (report,) = asyncio.run(deploy.apply(target))
+        (report,) = asyncio.run(session.apply(target))
         assert report.inserted == 1 + 4 + 2
 
         no_cert = load_topology(topology_file(tmp_path, addr, f'tls = {{ ca = "{pki}/ca.pem" }}'))
-        target = deploy.Deployment(1, 1, (deploy.SwitchAssignment(
+        target = Deployment(1, 1, (SwitchAssignment(
             endpoint_of(no_cert.switches["s1"]), layers),))
         with pytest.raises(SwitchUnreachable, match="switch s1"):
-            asyncio.run(deploy.apply(target))
+            asyncio.run(session.apply(target))
 
 
 def deploy_layer():

@@ -1,4 +1,7 @@
-"""IPv4 routes of every switch, derived from the topology.
+"""IPv4 routes of every switch and every host, derived from the topology (pure: no I/O).
+
+controller.session.install_routes writes them to the switches, mininet_topos.testbed
+sets the host routes.
 
 Each switch gets one `ipv4_lpm` entry per host interface: the interface's subnet, out of
 the port of the shortest switch path towards that host (hosts do not forward). The
@@ -18,16 +21,12 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections import deque
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import finsy as fy
 
 from controller import entries
-from controller.p4rt import PushPolicy, SwitchEndpoint, connect, endpoint_of, write_batched
-from controller.topology import Interface, Link, Topology
-from dcia.artifacts import Pipeline
-from dcia.errors import TopologyError
+from controller.topology import Topology
 
 log = logging.getLogger(__name__)
 
@@ -48,24 +47,13 @@ class Ipv4Route:
 
 def port_mac(topology: Topology, switch: str, port: int) -> str:
     """The MAC address port ``port`` of ``switch`` presents to its neighbour."""
-    for link in topology.links:
-        for here, there in ((link.a, link.b), (link.b, link.a)):
-            if (here.node, here.port) == (switch, port) and there.node in topology.hosts:
-                gateway_mac = topology.hosts[there.node].interfaces[there.port].gateway_mac
-                if gateway_mac:
-                    return gateway_mac
+    for here, neighbour, there in topology.neighbours(switch):
+        if here == port and neighbour in topology.hosts:
+            gateway_mac = topology.hosts[neighbour].interfaces[there].gateway_mac
+            if gateway_mac:
+                return gateway_mac
     device = topology.switches[switch].device_id
     return f"02:dc:{device >> 8 & 0xFF:02x}:{device & 0xFF:02x}:{port >> 8 & 0xFF:02x}:{port & 0xFF:02x}"
-
-
-def _neighbours(topology: Topology, node: str) -> list[tuple[int, Link, str, int]]:
-    """(local port, link, neighbour, neighbour's port) for every link of ``node``."""
-    out = []
-    for link in topology.links:
-        for here, there in ((link.a, link.b), (link.b, link.a)):
-            if here.node == node:
-                out.append((here.port, link, there.node, there.port))
-    return sorted(out, key=lambda t: t[0])
 
 
 def switch_routes(topology: Topology) -> dict[str, list[Ipv4Route]]:
@@ -102,7 +90,7 @@ def _first_hops(topology: Topology, source: str) -> dict[tuple[str, int], tuple[
     seen = {source}
     while queue:
         node = queue.popleft()
-        for port, _, neighbour, neighbour_port in _neighbours(topology, node):
+        for port, neighbour, neighbour_port in topology.neighbours(node):
             hop = (port, neighbour, neighbour_port) if node == source else first[node]
             if neighbour in topology.hosts:
                 reached.setdefault((neighbour, neighbour_port), hop)
@@ -148,72 +136,13 @@ def host_routes(topology: Topology) -> dict[str, list[HostRoute]]:
     return out
 
 
-def host_interface(topology: Topology, host: str, path: str | None = None) -> Interface:
-    """``host``'s interface on ``path`` (default: the first path).
-
-    >>> from controller.topology import load_topology
-    >>> host_interface(load_topology("topologies/redundant.toml"), "h1", "backup").mac
-    '08:00:00:00:03:11'
-    """
-    hops = topology.paths[path or next(iter(topology.paths))]
-    if host not in (hops[0], hops[-1]):
-        raise TopologyError(f"{host} is not an end of path {path} ({' → '.join(hops)})")
-    neighbour = hops[1] if host == hops[0] else hops[-2]
-    port = _host_port(topology.link(host, neighbour), host)
-    return topology.hosts[host].interfaces[port]
-
-
-def host_address(topology: Topology, host: str, path: str | None = None) -> str:
-    """The address of ``host``'s interface on ``path`` (default: the first path), without
-    the prefix length: the address the other end of the path must use.
-
-    >>> from controller.topology import load_topology
-    >>> host_address(load_topology("topologies/redundant.toml"), "h1", "backup")
-    '10.0.3.1'
-    """
-    return host_interface(topology, host, path).ip.split("/")[0]
-
-
 def _path_ends(topology: Topology, host: str, interface: int) -> list[tuple[str, int]]:
     """(host, interface) at the other end of each path that ``host`` enters or leaves by ``interface``."""
     ends = []
     for hops in topology.paths.values():
         for mine, nxt, far, far_next in ((hops[0], hops[1], hops[-1], hops[-2]),
                                          (hops[-1], hops[-2], hops[0], hops[1])):
-            if mine != host or _host_port(topology.link(mine, nxt), mine) != interface:
+            if mine != host or topology.port(mine, nxt) != interface:
                 continue
-            ends.append((far, _host_port(topology.link(far, far_next), far)))
+            ends.append((far, topology.port(far, far_next)))
     return ends
-
-
-def _host_port(link: Link, host: str) -> int:
-    return link.a.port if link.a.node == host else link.b.port
-
-
-def endpoints(topology: Topology) -> dict[str, SwitchEndpoint]:
-    """The P4Runtime endpoint of every switch, as the topology gives it (TLS included)."""
-    return {name: endpoint_of(s) for name, s in topology.switches.items()}
-
-
-async def install_routes(
-    topology: Topology,
-    switch_endpoints: Mapping[str, SwitchEndpoint] | None = None,
-    pipeline: Pipeline | None = None,
-    *,
-    push: PushPolicy = PushPolicy.IF_MISSING,
-) -> dict[str, int]:
-    """Write every switch's routes (pushing the pipeline where none runs); returns counts.
-
-    Existing entries of `ipv4_lpm` are replaced, so installing twice is harmless.
-    """
-    pipeline = pipeline or Pipeline.default()
-    switch_endpoints = switch_endpoints or endpoints(topology)
-    written = {}
-    for switch, routes in switch_routes(topology).items():
-        async with connect(switch_endpoints[switch], pipeline, push=push) as sw:
-            existing = [e async for e in sw.read(fy.P4TableEntry(entries.T_ROUTES))]
-            if existing:
-                await write_batched(sw, [-e for e in existing])
-            written[switch] = await write_batched(sw, [+r.entry() for r in routes])
-        log.info("switch %s: %d IPv4 routes", switch, written[switch])
-    return written

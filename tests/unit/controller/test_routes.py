@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.routing import HostRoute, host_address, host_routes, port_mac, switch_routes
+from controller.routes import HostRoute, host_routes, port_mac, switch_routes
 from controller.topology import load_topology, parse_topology
 from dcia.errors import TopologyError
 
@@ -74,7 +74,7 @@ def test_the_shortest_of_two_switch_paths_wins():
 
 
 def test_the_address_of_a_host_on_a_path_is_that_of_its_interface_on_it(redundant):
-    assert [host_address(redundant, "h1", p) for p in ("primary", "backup")] == ["10.0.1.1", "10.0.3.1"]
-    assert host_address(redundant, "h3", "backup") == "10.0.4.3"
+    assert [redundant.host_address("h1", p) for p in ("primary", "backup")] == ["10.0.1.1", "10.0.3.1"]
+    assert redundant.host_address("h3", "backup") == "10.0.4.3"
     with pytest.raises(TopologyError, match="not an end of path"):
-        host_address(redundant, "h2", "backup")
+        redundant.host_address("h2", "backup")
