@@ -32,7 +32,8 @@ topologies and the controller read the same file later.
     main = ["h1", "s1", "h2"]
 
 ``load_topology`` checks all of it and says in one line what is wrong and where
-(``linear.toml: link s2-s9: unknown node s9``). Relative TLS paths are relative to the file.
+(``linear.toml: link s2-s9: unknown node s9``). Relative TLS paths are relative to the file;
+``check_tls_files`` says whether those files are there, for the commands that connect.
 
     >>> topo = load_topology("topologies/linear.toml")
     >>> [n.name for n in topo.route().nodes]
@@ -44,6 +45,7 @@ topologies and the controller read the same file later.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -55,6 +57,8 @@ from dcia.capability import DCIA_PROGRAM, Capability, NodeKind
 from dcia.errors import CapabilityError, TopologyError
 
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+_DIGITS = re.compile(r"[0-9]+")
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?")
 _CAPABILITY_FIELDS = frozenset(f.name for f in fields(Capability)) - {"name", "kind"}
 _INTERFACE_KEYS = frozenset({"ip", "mac", "gateway", "gateway_mac"})
 _HOST_KEYS = frozenset({"kind", "interfaces"}) | _INTERFACE_KEYS
@@ -62,6 +66,13 @@ _SWITCH_KEYS = frozenset({"kind", "grpc", "device_id", "tls"})
 _LINK_KEYS = frozenset({"endpoints", "bandwidth_mbps", "delay_ms", "loss_pct"})
 _TOP_KEYS = frozenset({"name", "description", "hosts", "switches", "links", "paths"})
 DEFAULT_BANDWIDTH_MBPS = 1000.0
+PORT_BITS = 9
+"""Width of a port number in p4src/dcia.p4 (``egressSpec_t``, v1model's ``egress_spec``)."""
+CPU_PORT = 255
+"""The port the switches are started with as their CPU port (dcia.targets.SwitchConfig)."""
+DROP_PORT = (1 << PORT_BITS) - 1
+"""BMv2's drop port: a packet sent to 511 is dropped."""
+_LOOPBACK = "localhost"
 
 
 @dataclass(frozen=True)
@@ -274,13 +285,20 @@ def load_topology(path: str | Path) -> Topology:
     """Read and check a topology TOML file."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise TopologyError(f"topology file {path} not found") from None
     except OSError as e:
         raise TopologyError(f"cannot read topology file {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise TopologyError(
+            f"{path.name}: not a UTF-8 text file (byte {e.object[e.start]:#04x} at offset {e.start}); "
+            "a topology is a TOML file"
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise TopologyError(f"{path.name}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise TopologyError(f"{path.name}: not valid TOML: arrays or tables nested too deeply") from None
     return parse_topology(data, source=path.name, base=path.parent)
 
 
@@ -303,13 +321,17 @@ class _Parser:
         both = hosts.keys() & switches.keys()
         if both:
             raise TopologyError(f"{', '.join(sorted(both))} named both as host and as switch")
-        for key, what in (("device_id", "device id"), ("grpc", "P4Runtime address")):
-            seen: dict[Any, str] = {}
+        for key, what in ((lambda s: s.device_id, "device id"), (_grpc_key, "P4Runtime address")):
+            seen: dict[Any, Switch] = {}
             for s in switches.values():
-                value = getattr(s, key)
+                value = key(s)
                 if value in seen:
-                    raise TopologyError(f"switches {seen[value]} and {s.name} share {what} {value}")
-                seen[value] = s.name
+                    other = seen[value]
+                    shown = s.grpc if what != "device id" else s.device_id
+                    same = f" ({other.grpc} and {s.grpc} are the same)" if (
+                        what != "device id" and other.grpc != s.grpc) else ""
+                    raise TopologyError(f"switches {other.name} and {s.name} share {what} {shown}{same}")
+                seen[value] = s
         links = self.links(data.get("links", []), hosts, switches)
         paths = self.paths(data.get("paths", {}), hosts, switches, links)
         return Topology(
@@ -345,10 +367,10 @@ class _Parser:
         if table.get("kind", NodeKind.SWITCH) != NodeKind.SWITCH:
             raise TopologyError(f"switch {name}: kind is {table['kind']!r}; hosts go under [hosts]")
         grpc = table.get("grpc")
-        host, _, port = str(grpc).rpartition(":")
-        if not isinstance(grpc, str) or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if _grpc_address(grpc) is None:
             raise TopologyError(
-                f"switch {name}: grpc must be a P4Runtime address \"host:port\", like \"127.0.0.1:50001\", not {grpc!r}"
+                f"switch {name}: grpc must be a P4Runtime address \"host:port\", like \"127.0.0.1:50001\" "
+                f"or \"[::1]:50001\", with a port 1..65535, not {grpc!r}"
             )
         device_id = table.get("device_id")
         if not isinstance(device_id, int) or isinstance(device_id, bool) or device_id < 0:
@@ -374,8 +396,10 @@ class _Parser:
             raise TopologyError(f"switch {switch}: tls needs ca, the certificate of the switch's CA")
         if ("cert" in table) != ("key" in table):
             raise TopologyError(f"switch {switch}: tls needs both cert and key, or neither")
-        paths = {k: self.base / str(v) for k, v in table.items()}
-        return Tls(**paths)
+        for k, v in table.items():
+            if not isinstance(v, str) or not v:
+                raise TopologyError(f"switch {switch}: tls {k} must be the path of a file, not {v!r}")
+        return Tls(**{k: self.base / v for k, v in table.items()})
 
     def links(
         self, raw: Any, hosts: Mapping[str, Host], switches: Mapping[str, Switch]
@@ -471,6 +495,8 @@ def _interface(where: str, table: Any) -> Interface:
         raise TopologyError(f"{where}: needs ip (like \"10.0.1.1/24\") and mac (like \"08:00:00:00:01:11\")")
     _check_keys(where, table, _INTERFACE_KEYS)
     try:
+        if not isinstance(table["ip"], str):
+            raise ValueError
         ipaddress.ip_interface(table["ip"])
     except ValueError:
         raise TopologyError(f"{where}: ip {table['ip']!r} is not an address like \"10.0.1.1/24\"") from None
@@ -485,6 +511,8 @@ def _interface(where: str, table: Any) -> Interface:
 
 def _ip_address(where: str, value: Any) -> str:
     try:
+        if not isinstance(value, str):
+            raise ValueError
         ipaddress.ip_address(value)
     except ValueError:
         raise TopologyError(f"{where}: {value!r} is not an IP address") from None
@@ -501,14 +529,25 @@ def _endpoint(where: str, text: str, hosts: Mapping[str, Host], switches: Mappin
     node, sep, port = text.partition(":")
     if node not in hosts and node not in switches:
         raise TopologyError(f"{where}: unknown node {node}")
-    if sep and not port.isdigit():
+    if sep and not _DIGITS.fullmatch(port):
         raise TopologyError(f"{where}: port {port!r} of {node} is not a number")
     if node in switches:
         if not sep:
             raise TopologyError(f"{where}: say which port of switch {node}, like \"{node}:1\"")
-        if int(port) == 0:
+        number = int(port)
+        if number == 0:
             raise TopologyError(f"{where}: switch ports count from 1 ({node}:0)")
-        return Endpoint(node, int(port))
+        if number >= DROP_PORT:
+            raise TopologyError(
+                f"{where}: port {number} of {node} does not fit the P4 program's {PORT_BITS}-bit ports; "
+                f"use 1..{DROP_PORT - 1} ({DROP_PORT} is BMv2's drop port)"
+            )
+        if number == CPU_PORT:
+            raise TopologyError(
+                f"{where}: port {CPU_PORT} of {node} is the switches' CPU port (packet-in/out to the "
+                "controller); use another port"
+            )
+        return Endpoint(node, number)
     index = int(port) if sep else 0
     if index >= len(hosts[node].interfaces):
         raise TopologyError(
@@ -522,7 +561,72 @@ def _number(where: str, table: Mapping[str, Any], key: str, default: float, *, l
     value = table.get(key, default)
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise TopologyError(f"{where}: {key} must be a number, not {value!r}")
+    if not math.isfinite(value):
+        raise TopologyError(f"{where}: {key} = {value} must be a finite number")
     if value < low or (open_low and value == low) or (high is not None and value > high):
         bound = f"greater than {low}" if open_low else f"between {low} and {high}" if high is not None else f"at least {low}"
         raise TopologyError(f"{where}: {key} = {value} must be {bound}")
     return float(value)
+
+
+def check_tls_files(topology: Topology) -> None:
+    """Raise TopologyError unless every TLS file the switches name is a readable file.
+
+    ``load_topology`` does not touch them (``dcia plan`` needs no certificates); a command
+    that connects to the switches calls this first.
+    """
+    for switch in topology.switches.values():
+        if switch.tls is None:
+            continue
+        for key in ("ca", "cert", "key"):
+            path = getattr(switch.tls, key)
+            if path is None:
+                continue
+            where = f"topology {topology.name}: switch {switch.name}: tls {key}"
+            if not path.exists():
+                raise TopologyError(f"{where} file {path} does not exist")
+            if not path.is_file():
+                raise TopologyError(f"{where} {path} is not a file")
+            try:
+                with path.open("rb"):
+                    pass
+            except OSError as e:
+                raise TopologyError(f"{where} file {path} cannot be read: {e.strerror}") from None
+
+
+def _grpc_address(text: Any) -> tuple[str, int] | None:
+    """``host:port`` as (canonical host, port), or None when it is not such an address.
+
+    The host is lower-cased without a trailing dot; every way of writing the loopback
+    address (``localhost``, ``127.0.0.1``, ``[::1]``) is ``localhost``; IPv6 addresses are
+    in brackets.
+    """
+    if not isinstance(text, str):
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or not _DIGITS.fullmatch(port) or not 0 < int(port) < 65536:
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            address = ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return None
+        mapped = address.ipv4_mapped
+        canonical = str(mapped) if mapped is not None else str(address)
+    elif _HOSTNAME.fullmatch(host):
+        canonical = host.lower().rstrip(".")
+        try:
+            canonical = str(ipaddress.IPv4Address(canonical))
+        except ValueError:
+            pass
+    else:
+        return None
+    if canonical in ("localhost", "127.0.0.1", "::1"):
+        canonical = _LOOPBACK
+    return canonical, int(port)
+
+
+def _grpc_key(switch: Switch) -> tuple[str, int]:
+    address = _grpc_address(switch.grpc)
+    assert address is not None  # checked when the switch was read
+    return address

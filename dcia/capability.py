@@ -30,7 +30,8 @@ decisions that need a single number.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from types import MappingProxyType
@@ -88,8 +89,24 @@ class LoadedModel:
     layers: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
+        for name in ("model_id", "version"):
+            value = getattr(self, name)
+            if not _is_int(value) or not 0 <= value <= 0xFFFF:
+                raise CapabilityError(
+                    f"a loaded model's {name} must be an integer 0..65535 (16 bits on the wire), "
+                    f"not {value!r}"
+                )
         if self.layers is not None:
-            object.__setattr__(self, "layers", tuple(sorted(self.layers)))
+            if isinstance(self.layers, str | bytes) or not isinstance(self.layers, Iterable):
+                raise CapabilityError(f"a loaded model's layers must be a list of layer indices, not {self.layers!r}")
+            layers = tuple(self.layers)
+            bad = [v for v in layers if not _is_int(v) or not 0 <= v <= 0xFF]
+            if bad:
+                raise CapabilityError(
+                    f"a loaded model's layers must be layer indices 0..255 (8 bits on the wire), "
+                    f"not {bad[0]!r}"
+                )
+            object.__setattr__(self, "layers", tuple(sorted(layers)))
 
     def holds(self, model_id: int, version: int, layer: int) -> bool:
         return (model_id, version) == (self.model_id, self.version) and (
@@ -145,7 +162,7 @@ class Capability:
             raise CapabilityError(
                 f"node {self.name}: kind {self.kind!r} is not one of edge, switch, cloud"
             ) from None
-        if isinstance(self.operations, str | bytes):
+        if isinstance(self.operations, str | bytes) or not isinstance(self.operations, Iterable):
             raise CapabilityError(f"node {self.name}: operations must be a list, like [\"dense\"]")
         ops = frozenset(str(op) for op in self.operations)
         unknown = ops - set(Op)
@@ -168,6 +185,10 @@ class Capability:
         self._check_number("load", self.load, 0, required=True)
         if self.load > 1:
             raise CapabilityError(f"node {self.name}: load {self.load} is outside 0..1")
+        if self.accelerator is not None and not isinstance(self.accelerator, str):
+            raise CapabilityError(
+                f"node {self.name}: accelerator must be a name like \"gpu\", not {self.accelerator!r}"
+            )
         if not isinstance(self.accelerator_available, bool):
             raise CapabilityError(f"node {self.name}: accelerator_available must be true or false")
 
@@ -180,6 +201,8 @@ class Capability:
         if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
             kind = "an integer" if integer else "a number"
             raise CapabilityError(f"node {self.name}: {name} must be {kind}, not {value!r}")
+        if not math.isfinite(value):
+            raise CapabilityError(f"node {self.name}: {name} = {value} must be a finite number")
         if value < low or (open_low and value == low):
             bound = f"greater than {low}" if open_low else f"at least {low}"
             raise CapabilityError(f"node {self.name}: {name} = {value} must be {bound}")
@@ -309,7 +332,13 @@ class Capability:
             raise CapabilityError(
                 f"node {name}: a loaded model has model_id, version and optional layers ({e})"
             ) from None
+        except CapabilityError as e:
+            raise CapabilityError(f"node {name}: {e}") from None
         return cls(**values)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 DCIA_PROGRAM = Capability.nominal("dcia.p4", NodeKind.SWITCH)
