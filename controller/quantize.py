@@ -32,6 +32,8 @@ Element-wise layers a switch can run stay separate, so the network can apply the
 from __future__ import annotations
 
 import logging
+import zipfile
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -47,7 +49,7 @@ from dcia.model import (
 )
 from dcia import arithmetic
 from dcia.arithmetic import Activation
-from dcia.errors import ParameterRangeError
+from dcia.errors import CalibrationError, ParameterRangeError
 from dcia.capability import DCIA_PROGRAM
 from dcia.layers import DenseLayer, ElementwiseLayer, EmbeddingLayer, Layer
 
@@ -77,17 +79,130 @@ def prepare(model: FloatModel) -> FloatModel:
     return FloatModel(model.name, layers, model.output)
 
 
+CALIBRATION_SUFFIXES = (".npy", ".npz", ".csv")
+
+
+def load_calibration(path: str | Path) -> np.ndarray:
+    """Calibration samples from a file: a .npy array, a .npz with one array, or a .csv of numbers.
+
+    Raises CalibrationError, in one line, for a file that is missing or not such an array;
+    whether the samples fit the model, :func:`check_calibration` says (``quantize`` calls it).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    what = f"calibration samples {path}"
+    if not path.exists():
+        raise CalibrationError(f"{what}: file does not exist")
+    if path.is_dir():
+        raise CalibrationError(f"{what}: is a directory, not a .npy, .npz or .csv file")
+    if suffix not in CALIBRATION_SUFFIXES:
+        raise CalibrationError(f"{what}: give a .npy, .npz or .csv file, not {suffix or 'a file without suffix'}")
+    try:
+        if suffix == ".csv":
+            return np.loadtxt(path, delimiter=",", ndmin=2, encoding="utf-8")
+        data = np.load(path, allow_pickle=False)
+    except OSError as e:
+        raise CalibrationError(f"{what}: cannot read it ({e.strerror or _first_line(e)})") from None
+    except UnicodeDecodeError:
+        raise CalibrationError(f"{what}: not a UTF-8 text file of comma-separated numbers") from None
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise CalibrationError(
+                f"{what}: holds pickled Python objects, which are not loaded; save a numeric array"
+            ) from None
+        kind = "comma-separated numbers" if suffix == ".csv" else f"a valid {suffix} file"
+        raise CalibrationError(f"{what}: not {kind} ({_first_line(e)})") from None
+    except (EOFError, zipfile.BadZipFile) as e:
+        raise CalibrationError(f"{what}: not a valid {suffix} file ({_first_line(e)})") from None
+    if isinstance(data, np.ndarray):
+        return data
+    with data:
+        names = list(data.files)
+        if len(names) != 1:
+            listed = f"{len(names)} arrays ({', '.join(names)})" if names else "no array"
+            raise CalibrationError(f"{what}: holds {listed}; save the samples as its only array")
+        try:
+            return data[names[0]]
+        except ValueError as e:
+            raise CalibrationError(f"{what}: array {names[0]}: {_first_line(e)}") from None
+
+
+def check_calibration(model: FloatModel, samples: np.ndarray) -> np.ndarray:
+    """``samples`` as an array, if they are calibration samples for ``model``.
+
+    Feature vectors of shape (n, input_size) with finite real values, or for a model that
+    starts with an embedding, n ids (shape (n,) or (n, 1)) in its table; otherwise a
+    CalibrationError that says what is wrong.
+    """
+    try:
+        x = np.asarray(samples)
+    except ValueError:
+        raise CalibrationError(
+            "calibration samples are ragged: every sample must have the same number of values"
+        ) from None
+    if x.dtype.kind in "US":
+        raise CalibrationError(f"calibration samples are strings (dtype {x.dtype}); give numbers")
+    if x.dtype.kind == "c":
+        raise CalibrationError(f"calibration samples are not real numbers (dtype {x.dtype})")
+    if x.dtype.kind not in "iuf":
+        raise CalibrationError(f"calibration samples are not numbers (dtype {x.dtype})")
+    ids = isinstance(model.layers[0], FloatEmbedding)
+    expected = "(n,) or (n, 1) of ids" if ids else f"(n, {model.input_size})"
+    if (x.ndim not in (1, 2) or (x.ndim == 2 and x.shape[1] != 1)) if ids else (
+        x.ndim != 2 or x.shape[1] != model.input_size
+    ):
+        raise CalibrationError(
+            f"calibration samples have shape {x.shape}; model {model.name!r} takes {expected}"
+        )
+    if len(x) == 0:
+        raise CalibrationError("calibration samples: there are no samples; give at least one")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        raise CalibrationError(f"calibration samples: {_non_finite(x, bad)}; remove or fix those samples")
+    if ids:
+        values = x.reshape(-1)
+        vocabulary = len(model.layers[0].table)
+        if np.any(values != np.round(values)):
+            raise CalibrationError("calibration samples are embedding ids and must be whole numbers")
+        if values.min() < 0 or values.max() >= vocabulary:
+            raise CalibrationError(
+                f"calibration samples are embedding ids and must be in 0..{vocabulary - 1}, "
+                f"not {values.min():g}..{values.max():g}"
+            )
+    return x
+
+
+def _non_finite(x: np.ndarray, bad: np.ndarray) -> str:
+    """``3 NaN and 1 inf values (first at sample 0, feature 5)``, or ``all 160 values are NaN``."""
+    nan, inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
+    if nan == x.size or inf == x.size:
+        return f"all {x.size} values are {'NaN' if nan else 'inf'}"
+    counts = " and ".join(f"{n} {w}" for n, w in ((nan, "NaN"), (inf, "inf")) if n)
+    first = np.argwhere(bad)[0]
+    where = f"sample {first[0]}" + (f", feature {first[1]}" if len(first) > 1 else "")
+    return f"{counts} value{'s' if nan + inf > 1 else ''} (first at {where})"
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
 def calibrate(
     model: FloatModel, samples: np.ndarray, method: Method = "max", percentile: float = 99.99
 ) -> list[float]:
     """The int8 scale of the input and of each layer's output, from float activations."""
-    if len(samples) == 0:
-        raise ParameterRangeError("calibration needs at least one sample")
+    samples = check_calibration(model, samples)
     if method not in ("max", "percentile"):
         raise ParameterRangeError(f"calibration method {method!r} is not 'max' or 'percentile'")
-    acts = [np.asarray(samples)]
-    for i in range(len(model.layers)):
-        acts.append(model.forward(acts[-1], start=i, stop=i + 1))
+    acts = [samples]
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(len(model.layers)):
+            acts.append(model.forward(acts[-1], start=i, stop=i + 1))
+            if not np.isfinite(acts[-1]).all():
+                raise CalibrationError(
+                    f"layer {i} ({model.layers[i].kind}) overflows to inf or NaN on the calibration "
+                    "samples: their values are too large for float64"
+                )
     scales = []
     for i, a in enumerate(acts):
         if i == 0 and isinstance(model.layers[0], FloatEmbedding):
@@ -110,6 +225,7 @@ def quantize(
 ) -> QuantizedModel:
     """Quantize ``model`` to int8, calibrating activation scales on ``samples``."""
     aligned = prepare(model)
+    samples = check_calibration(aligned, samples)
     scales = calibrate(aligned, samples, method, percentile)
     if isinstance(aligned.layers[0], FloatEmbedding):
         scales[1] = _embedding_scale(aligned.layers[0])

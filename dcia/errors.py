@@ -42,3 +42,7 @@ class ModelFileError(DciaError):
 
 class ModelIntegrityError(ModelFileError):
     """A saved quantized model does not match its content hash: it was changed after saving."""
+
+
+class CalibrationError(DciaError, ValueError):
+    """Calibration samples cannot be read, or do not fit the model (shape, type, NaN or inf)."""
