@@ -31,14 +31,14 @@ cli: setup
 	$(PY) -m mininet_topos.run --cli $(RUN_ARGS)
 
 p4: setup
-	$(PY) -m dcia.artifacts compile
+	$(VENV)/bin/dcia p4 compile
 
 bench: setup
 	$(PY) -m bench.switch_bench --out results
 	$(PY) -m bench.deploy_bench --out results
 
 p4-check: setup
-	$(PY) -m dcia.artifacts check
+	$(VENV)/bin/dcia p4 check
 
 clean:
 	rm -rf .pytest_cache results logs

@@ -1,6 +1,6 @@
 """What quantization and splitting cost: test accuracy of the float, int8 and split model.
 
-``python -m controller.accuracy [--model models/digits.onnx]`` prints a table of the
+``dcia accuracy [--model models/digits.onnx]`` prints a table of the
 variants below with their accuracy, its difference to the float model's, and how often
 each predicts what the float model predicts.
 
@@ -21,21 +21,18 @@ so raw inputs never leave it) and the last layer in the cloud.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
-from controller.demo_model import MODEL_PATH, digits_split
-from dcia.model import FloatModel, QuantizedModel
-from controller.onnx_import import import_onnx
-from controller.quantize import Method, quantize
+from controller.demo_model import MODEL_PATH, load_demo
+from controller.quantize import Method
 from dcia.errors import DciaError
+from dcia.model import FloatModel, QuantizedModel
 
 log = logging.getLogger(__name__)
 
@@ -172,14 +169,12 @@ def digits_report(
     cloud_start: int | None = None,
 ) -> AccuracyReport:
     """The report for a model of the 64 digit features, calibrated on the training images."""
-    split = digits_split()
-    float_model = import_onnx(model_path)
-    quantized = quantize(float_model, split.x_train, method=method)
+    demo = load_demo(model_path, method=method)
     return evaluate(
-        float_model,
-        quantized,
-        split.x_test,
-        split.y_test,
+        demo.float_model,
+        demo.quantized,
+        demo.split.x_test,
+        demo.split.y_test,
         edge_stop=edge_stop,
         cloud_start=cloud_start,
     )
@@ -213,35 +208,3 @@ def render(report: AccuracyReport) -> Table:
             f"{row.agreement:.2%}",
         )
     return table
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m controller.accuracy", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument(
-        "--model", type=Path, default=MODEL_PATH, help="ONNX model of the 64 digit features"
-    )
-    parser.add_argument(
-        "--calibration",
-        choices=("max", "percentile"),
-        default="max",
-        help="how activation scales are chosen (default: max)",
-    )
-    parser.add_argument("--edge", type=int, metavar="A", help="the edge runs layers [0,A)")
-    parser.add_argument("--cloud", type=int, metavar="B", help="the cloud runs layers [B,n)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    try:
-        report = digits_report(
-            args.model, method=args.calibration, edge_stop=args.edge, cloud_start=args.cloud
-        )
-    except DciaError as e:
-        Console(stderr=True).print(f"[red]error:[/red] {e}", soft_wrap=True, highlight=False)
-        return 1
-    Console().print(render(report))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -45,8 +45,9 @@ from controller.planner import (
 from controller.session import PushPolicy
 from controller.topology import Route, Topology, load_topology
 from dcia.capability import NodeKind
-from dcia.layers import LayerShape
 from dcia.errors import DciaError, ModelImportError, PlanError
+from dcia.layers import LayerShape
+from dcia.wire import MAX_MODEL_ID
 
 log = logging.getLogger(__name__)
 
@@ -251,8 +252,10 @@ def configure_deploy(parser: argparse.ArgumentParser) -> None:
         help="with an .onnx model: float input samples to calibrate on, a .npy file of shape "
              "(n, inputs), or 'digits' for the demo model's training set",
     )
-    parser.add_argument("--model-id", type=int, help="model id on the wire (default: the model's)")
-    parser.add_argument("--version", type=int, help="model version (default: the model's)")
+    parser.add_argument("--model-id", type=_wire_id, help="model id on the wire, 0..65535 "
+                        "(default: the model's)")
+    parser.add_argument("--version", type=_wire_id, help="model version, 0..65535 "
+                        "(default: the model's)")
     parser.add_argument(
         "--push-pipeline", choices=[p.value for p in PushPolicy], default=PushPolicy.IF_MISSING.value,
         help="load the DCIA P4 program onto switches: if-missing (default), always, never",
@@ -276,9 +279,9 @@ def load_quantized(path: Path, calibration: str | None):
     from controller.quantize import quantize
 
     if calibration == "digits":
-        from controller.demo_model import digits_split
+        from controller.demo_model import load_demo
 
-        samples = digits_split().x_train
+        return load_demo(path).quantized
     else:
         try:
             samples = np.load(calibration)
@@ -292,6 +295,10 @@ def run_deploy(args: argparse.Namespace, console: Console) -> int:
     model = load_quantized(args.model, args.calibration)
     model_id = args.model_id if args.model_id is not None else model.model_id
     version = args.version if args.version is not None else model.version
+    for what, value in (("model id", model_id), ("version", version)):
+        if not 0 <= value <= MAX_MODEL_ID:
+            raise ModelImportError(f"{args.model}: {what} {value} does not fit the DCIA header "
+                                   f"(0..{MAX_MODEL_ID}); give --model-id/--version")
     best = plan(model.layers, topology.route(args.path),
                 _constraints(args, topology, len(model.layers)))
     if args.json:
@@ -311,8 +318,8 @@ def run_deploy(args: argparse.Namespace, console: Console) -> int:
 
 def configure_undeploy(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topology", required=True, type=Path, help="topology TOML file")
-    parser.add_argument("--model-id", required=True, type=int)
-    parser.add_argument("--version", required=True, type=int)
+    parser.add_argument("--model-id", required=True, type=_wire_id, help="0..65535")
+    parser.add_argument("--version", required=True, type=_wire_id, help="0..65535")
 
 
 def run_undeploy(args: argparse.Namespace, console: Console) -> int:
@@ -320,9 +327,24 @@ def run_undeploy(args: argparse.Namespace, console: Console) -> int:
     target = Deployment(args.model_id, args.version, tuple(
         SwitchAssignment(endpoint_of(sw)) for sw in topology.switches.values()))
     reports = asyncio.run(session.apply(target, push=PushPolicy.NEVER))
+    if not any(r.deleted for r in reports):
+        raise DciaError(f"model {args.model_id} v{args.version} is not deployed on any switch of "
+                        f"{topology.name}; nothing was removed (`dcia status` shows what is)")
     removed = ", ".join(f"{r.name}: {r.deleted}" for r in reports)
     console.print(f"model {args.model_id} v{args.version} removed (entries deleted: {removed})")
     return 0
+
+
+def _wire_id(text: str) -> int:
+    """An argparse type: a model id or version, which the DCIA header carries in 16 bits."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= MAX_MODEL_ID:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: the DCIA header carries "
+                                         f"0..{MAX_MODEL_ID}")
+    return value
 
 
 def configure_status(parser: argparse.ArgumentParser) -> None:
@@ -363,6 +385,60 @@ def _indices(layers) -> str:
     return ", ".join(str(i) for i in sorted(layers)) or "-"
 
 
+# ---------------------------------------------------- accuracy, demo model, p4 --
+
+
+def configure_accuracy(parser: argparse.ArgumentParser) -> None:
+    from controller.demo_model import MODEL_PATH
+
+    parser.add_argument("--model", type=Path, default=MODEL_PATH,
+                        help="ONNX model of the 64 digit features (default: the demo model)")
+    parser.add_argument("--calibration", choices=("max", "percentile"), default="max",
+                        help="how activation scales are chosen (default: max)")
+    parser.add_argument("--edge", type=int, metavar="A", help="the edge runs layers [0,A)")
+    parser.add_argument("--cloud", type=int, metavar="B", help="the cloud runs layers [B,n)")
+
+
+def run_accuracy(args: argparse.Namespace, console: Console) -> int:
+    from controller.accuracy import digits_report, render
+
+    report = digits_report(args.model, method=args.calibration, edge_stop=args.edge,
+                           cloud_start=args.cloud)
+    console.print(render(report))
+    return 0
+
+
+def configure_demo_model(parser: argparse.ArgumentParser) -> None:
+    from controller.demo_model import MODEL_PATH
+
+    parser.add_argument("--out", type=Path, default=MODEL_PATH,
+                        help="where to write the ONNX file (default: models/digits.onnx)")
+
+
+def run_demo_model(args: argparse.Namespace, console: Console) -> int:
+    from controller.demo_model import write_demo
+
+    path, imported, sklearn = write_demo(args.out)
+    console.print(f"wrote {path} ({path.stat().st_size} bytes)")
+    console.print(f"test accuracy: {imported:.2%} as imported, {sklearn:.2%} in scikit-learn")
+    return 0
+
+
+def configure_p4(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("compile", "check"),
+                        help="compile: run p4c on p4src/dcia.p4 into p4src/build/; check: "
+                             "that p4src/build/ matches the P4 sources")
+
+
+def run_p4(args: argparse.Namespace, console: Console) -> int:
+    from dcia.artifacts import check_fresh, compile_program
+
+    stamp = check_fresh() if args.action == "check" else compile_program()
+    console.print(f"p4src/build/ is up to date ({stamp['p4c']}, sources "
+                  f"{stamp['sources_sha256'][:12]})", highlight=False, soft_wrap=True)
+    return 0
+
+
 # --------------------------------------------------------------------- parser --
 
 COMMANDS: tuple[Command, ...] = (
@@ -372,6 +448,12 @@ COMMANDS: tuple[Command, ...] = (
     Command("undeploy", "remove one model version from every switch of a topology",
             configure_undeploy, run_undeploy),
     Command("status", "what each switch holds and what it counted", configure_status, run_status),
+    Command("accuracy", "test accuracy of the float, int8 and split model (digit features)",
+            configure_accuracy, run_accuracy),
+    Command("p4", "compile the P4 program with p4c, or check the compiled artifacts",
+            configure_p4, run_p4),
+    Command("demo-model", "train the demo model and write it as ONNX",
+            configure_demo_model, run_demo_model),
 )
 
 

@@ -1,8 +1,10 @@
 """The demo model: a small MLP on scikit-learn's handwritten digits, exported to ONNX.
 
-``python -m controller.demo_model`` trains it (deterministically, in a few seconds),
-writes models/digits.onnx, imports that file back through controller.onnx_import, the
-path any user's model takes, and prints its test accuracy.
+``dcia demo-model`` trains it (deterministically, in a few seconds), writes
+models/digits.onnx, imports that file back through controller.onnx_import, the path any
+user's model takes, and prints its test accuracy. ``load_demo`` is the one place the
+toolkit quantizes it: calibrated on the training images, as ``dcia deploy --calibration
+digits``, ``dcia accuracy`` and the testbed use it.
 
 The model is MinMaxScaler -> 64->16 ReLU -> 16->16 ReLU -> 16->16 ReLU -> 16->10 softmax.
 Its hidden layers are 16 wide, so every layer after the first fits a switch. The scaler
@@ -14,8 +16,6 @@ range of every pixel the same.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from controller.onnx_import import import_onnx
-
-log = logging.getLogger(__name__)
+from controller.quantize import Method, quantize
+from dcia.model import FloatModel, QuantizedModel
 
 MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "digits.onnx"
 SEED = 0
@@ -53,6 +53,22 @@ def digits_split() -> DigitsSplit:
         x, y, test_size=TEST_SIZE, random_state=SEED
     )
     return DigitsSplit(x_train, x_test, y_train, y_test)
+
+
+@dataclass(frozen=True, eq=False)
+class DemoModel:
+    """A float model of the 64 digit features, its quantized form and the data split."""
+
+    float_model: FloatModel
+    quantized: QuantizedModel
+    split: DigitsSplit
+
+
+def load_demo(path: str | Path = MODEL_PATH, *, method: Method = "max") -> DemoModel:
+    """Import ``path`` (default: the demo model) and quantize it on the digits training images."""
+    split = digits_split()
+    float_model = import_onnx(path)
+    return DemoModel(float_model, quantize(float_model, split.x_train, method=method), split)
 
 
 def train(split: DigitsSplit):
@@ -88,26 +104,14 @@ def export(pipeline, path: Path) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m controller.demo_model", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--out", type=Path, default=MODEL_PATH, help="where to write the ONNX file")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+def write_demo(out: Path = MODEL_PATH) -> tuple[Path, float, float]:
+    """Train the demo model, write it as ONNX to ``out`` and import it back.
 
+    Returns the file and the test accuracy as imported and in scikit-learn.
+    """
     split = digits_split()
     pipeline = train(split)
-    path = export(pipeline, args.out)
+    path = export(pipeline, out)
     model = import_onnx(path)
     accuracy = float(np.mean(model.predict(split.x_test) == split.y_test))
-    sklearn_accuracy = float(pipeline.score(split.x_test, split.y_test))
-    print(f"wrote {path} ({path.stat().st_size} bytes)")
-    print(
-        f"test accuracy ({len(split.y_test)} images): {accuracy:.2%} as imported, "
-        f"{sklearn_accuracy:.2%} in scikit-learn"
-    )
-
-
-if __name__ == "__main__":
-    main()
+    return path, accuracy, float(pipeline.score(split.x_test, split.y_test))

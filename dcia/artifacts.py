@@ -4,20 +4,18 @@ p4c compiles p4src/dcia.p4 into a BMv2 JSON and a P4Info (text format) in p4src/
 beside a stamp recording the SHA-256 of the P4 sources and the p4c version. The files
 are committed, so machines without p4c run exactly the program p4c produced.
 
-    python -m dcia.artifacts check      # exit 1 with a message if the sources changed
-    python -m dcia.artifacts compile    # what `make p4` runs (needs p4c)
+    dcia p4 check      # exit 2 with a message if the sources changed (`make p4-check`)
+    dcia p4 compile    # needs p4c (`make p4`)
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,22 +138,3 @@ def compile_program(pipeline: Pipeline | None = None, src_dir: Path = P4SRC) -> 
     }
     pipeline.stamp.write_text(json.dumps(stamp, indent=2) + "\n")
     return stamp
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dcia.artifacts", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["check", "compile"])
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        stamp = check_fresh() if args.command == "check" else compile_program()
-    except ArtifactError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"p4src/build/ is up to date ({stamp['p4c']}, sources {stamp['sources_sha256'][:12]})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

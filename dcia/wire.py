@@ -47,6 +47,8 @@ MAX_NET_ELEMS = 16
 """Elements a switch can compute on; larger tensors pass through the network as payload."""
 MAX_WIRE_ELEMS = 1024
 """Elements a well-formed DCIA packet may carry at most."""
+MAX_MODEL_ID = MAX_MODEL_VERSION = 0xFFFF
+"""The header's ``model_id`` and ``model_version`` are 16-bit fields."""
 MAX_PASSES = 8
 """Consecutive layers one switch computes on one packet."""
 

@@ -68,3 +68,39 @@ def test_an_unreachable_switch_is_reported_in_one_line(tmp_path):
     out = dcia("deploy", "--topology", path, "--model", "models/digits.onnx", "--calibration", "digits")
     assert out.returncode == 2
     assert re.fullmatch(r"error: switch s1: no P4Runtime server at 127\.0\.0\.1:\d+ .*\n", out.stderr)
+
+
+def test_undeploying_a_model_that_is_not_deployed_is_an_error(topology):
+    deployed = dcia("deploy", "--topology", topology, "--model", "models/digits.onnx",
+                    "--calibration", "digits")
+    assert deployed.returncode == 0, deployed.stderr
+    out = dcia("undeploy", "--topology", topology, "--model-id", 9, "--version", 3)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "error: model 9 v3 is not deployed on any switch of linear; nothing was removed "
+        "(`dcia status` shows what is)"]
+    assert re.search(r"1 v1: [\d, ]+", dcia("status", "--topology", topology).stdout)
+
+
+def test_status_with_every_switch_dead_fails_in_one_line(tmp_path):
+    text = open(LINEAR).read()
+    for i in (1, 2, 3):
+        text = text.replace(f'"127.0.0.1:5000{i}"', f'"127.0.0.1:{free_tcp_port()}"')
+    path = tmp_path / "dead.toml"
+    path.write_text(text)
+    out = dcia("status", "--topology", path)
+    assert out.returncode == 2
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith("error: 3 of 3 switches could not be read: switch s1: no P4Runtime")
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("args", [("--model-id", "70000"), ("--model-id", "-1"),
+                                  ("--version", "70000"), ("--version", "x")])
+def test_ids_that_do_not_fit_the_header_are_refused_before_anything_is_read(args, tmp_path):
+    """The header's model id and version are 16-bit: argparse refuses the rest (exit 2)."""
+    out = dcia("deploy", "--topology", tmp_path / "never-read.toml", "--model", "none.onnx", *args)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert re.search(r"error: argument --(model-id|version): .*(out of range|not an integer)",
+                     out.stderr)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from controller import accuracy
+from controller import cli
 from controller.accuracy import default_split, digits_report, render, split_predict
 from controller.demo_model import MODEL_PATH, digits_split
 from controller.onnx_import import import_onnx
@@ -63,11 +63,12 @@ def test_table_shows_every_variant(report):
 
 
 def test_command_line(capsys):
-    assert accuracy.main(["--calibration", "percentile", "--edge", "2"]) == 0
+    assert cli.main(["accuracy", "--calibration", "percentile", "--edge", "2"]) == 0
     out = capsys.readouterr().out
     assert "edge [0,2)" in out and "99.99th percentile" in out
 
 
 def test_command_line_with_a_missing_model(capsys, tmp_path):
-    assert accuracy.main(["--model", str(tmp_path / "none.onnx")]) == 1
-    assert "does not exist; pass the path of an .onnx file" in capsys.readouterr().err
+    assert cli.main(["accuracy", "--model", str(tmp_path / "none.onnx")]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "does not exist; pass the path of an .onnx file" in err and len(err.splitlines()) == 1

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from controller import demo_model
+from controller import cli
 from controller.demo_model import MODEL_PATH, digits_split
 from controller.onnx_import import import_onnx
 from controller.quantize import quantize
@@ -51,8 +51,8 @@ def test_every_layer_after_the_edge_fits_a_switch(model, split):
 
 
 def test_training_again_reproduces_the_committed_model(model, split, tmp_path, capsys):
-    demo_model.main(["--out", str(tmp_path / "digits.onnx")])
-    assert "test accuracy (360 images): 96.67% as imported" in capsys.readouterr().out
+    assert cli.main(["demo-model", "--out", str(tmp_path / "digits.onnx")]) == 0
+    assert "test accuracy: 96.67% as imported" in capsys.readouterr().out
     again = import_onnx(tmp_path / "digits.onnx")
     for a, b in zip(again.layers, model.layers):
         for name in ("weights", "bias", "scale", "offset"):
