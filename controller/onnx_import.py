@@ -27,6 +27,7 @@ initializer or a Constant node). Operators become layers like this:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,10 +42,11 @@ from dcia.model import (
     FloatEmbedding,
     FloatLayer,
     FloatModel,
+    non_finite,
     with_affine,
     with_relu,
 )
-from dcia.errors import ModelImportError
+from dcia.errors import ModelImportError, ParameterRangeError
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +215,12 @@ def _trace(graph: onnx.GraphProto, output: str) -> list[Link]:
             )
         data_index, value = computed[0]
         consts = {k: constants[v] for k, v in enumerate(node.input) if v and k != data_index}
+        for k, c in consts.items():
+            problem = non_finite(c, f"constant tensor {node.input[k]!r}", plural=False)
+            if problem:
+                raise ModelImportError(
+                    f"model node {label} ({op}): {problem}; export the model again with finite weights"
+                )
         chain.append((node, data_index, consts))
     chain.reverse()
     if not chain:
@@ -269,7 +277,13 @@ class _ChainBuilder:
             )
         handler = self.handlers.get(op)
         if handler:
-            handler(node, data_index, consts)
+            try:
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+                    handler(node, data_index, consts)
+            except ParameterRangeError as e:
+                # The float layer records refuse NaN and inf: here they come from folding
+                # finite constants whose product or quotient overflows float64.
+                raise self._error(f"makes an invalid layer: {e}") from None
 
     def _error(self, message: str) -> ModelImportError:
         return ModelImportError(
@@ -279,7 +293,12 @@ class _ChainBuilder:
     def _attr(self, name: str, default):
         for a in self.node.attribute:
             if a.name == name:
-                return onnx.helper.get_attribute_value(a)
+                value = onnx.helper.get_attribute_value(a)
+                if isinstance(value, float | list):
+                    problem = non_finite(np.asarray(value, dtype=np.float64), f"its attribute {name}", plural=False)
+                    if problem:
+                        raise self._error(f"is refused: {problem}; export the model again with finite values")
+                return value
         return default
 
     def _append(self, layer: FloatLayer) -> None:

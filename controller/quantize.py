@@ -46,6 +46,7 @@ from dcia.model import (
     FloatModel,
     QuantizedModel,
     fold_into_dense,
+    non_finite,
 )
 from dcia import arithmetic
 from dcia.arithmetic import Activation
@@ -156,9 +157,9 @@ def check_calibration(model: FloatModel, samples: np.ndarray) -> np.ndarray:
         )
     if len(x) == 0:
         raise CalibrationError("calibration samples: there are no samples; give at least one")
-    bad = ~np.isfinite(x)
-    if bad.any():
-        raise CalibrationError(f"calibration samples: {_non_finite(x, bad)}; remove or fix those samples")
+    problem = non_finite(x, "calibration samples", axes=("sample", "feature"))
+    if problem:
+        raise CalibrationError(f"{problem}; remove or fix those samples")
     if ids:
         values = x.reshape(-1)
         vocabulary = len(model.layers[0].table)
@@ -170,17 +171,6 @@ def check_calibration(model: FloatModel, samples: np.ndarray) -> np.ndarray:
                 f"not {values.min():g}..{values.max():g}"
             )
     return x
-
-
-def _non_finite(x: np.ndarray, bad: np.ndarray) -> str:
-    """``3 NaN and 1 inf values (first at sample 0, feature 5)``, or ``all 160 values are NaN``."""
-    nan, inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
-    if nan == x.size or inf == x.size:
-        return f"all {x.size} values are {'NaN' if nan else 'inf'}"
-    counts = " and ".join(f"{n} {w}" for n, w in ((nan, "NaN"), (inf, "inf")) if n)
-    first = np.argwhere(bad)[0]
-    where = f"sample {first[0]}" + (f", feature {first[1]}" if len(first) > 1 else "")
-    return f"{counts} value{'s' if nan + inf > 1 else ''} (first at {where})"
 
 
 def _first_line(e: BaseException) -> str:

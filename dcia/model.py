@@ -13,9 +13,12 @@ A quantized model is saved as JSON with the SHA-256 of its content; loading chec
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,45 @@ FILE_FORMAT_VERSION = 1
 # ------------------------------------------------------------------ float layers --
 
 
+def non_finite(values: np.ndarray, what: str, *, plural: bool = True,
+               axes: Sequence[str] = ()) -> str | None:
+    """Why ``values`` are not all finite, as a clause about ``what``; None when they are.
+
+    ``axes`` names the dimensions in the position of the first bad value.
+
+    >>> non_finite(np.array([[1.0, np.nan], [np.inf, np.nan]]), "weights")
+    'weights have 2 NaN and 1 inf values (first at [0, 1])'
+    >>> non_finite(np.full(3, np.nan), "the table", plural=False)
+    'the table is all NaN (3 values)'
+    >>> non_finite(np.ones(2), "weights") is None
+    True
+    """
+    values = np.asarray(values)
+    if values.dtype.kind not in "fc":
+        return None
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return None
+    nan, inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
+    for count, word in ((nan, "NaN"), (inf, "inf")):
+        if count == values.size:
+            return f"{what} {'are' if plural else 'is'} all {word} ({count} value{'s' * (count > 1)})"
+    counts = " and ".join(f"{n} {w}" for n, w in ((nan, "NaN"), (inf, "inf")) if n)
+    first = [int(i) for i in np.argwhere(bad)[0]]
+    where = (", ".join(f"{a} {i}" for a, i in zip(axes, first)) if len(axes) == len(first)
+             else f"[{', '.join(map(str, first))}]")
+    return (f"{what} {'have' if plural else 'has'} {counts} value{'s' * (nan + inf > 1)} "
+            f"(first at {where})")
+
+
+def _check_finite(*named: tuple[str, np.ndarray, bool]) -> None:
+    for what, values, plural in named:
+        problem = non_finite(values, what, plural=plural)
+        if problem:
+            raise ParameterRangeError(problem)
+
+
+
 @dataclass(frozen=True, eq=False)
 class FloatDense:
     """``y = W x + b``, then ReLU if ``relu``; ``weights`` has shape (n_out, n_in)."""
@@ -62,6 +104,7 @@ class FloatDense:
             raise ParameterRangeError(
                 f"dense layer weights {self.weights.shape} and bias {self.bias.shape} do not match"
             )
+        _check_finite(("dense layer weights", self.weights, True), ("dense layer bias", self.bias, False))
 
     @property
     def n_in(self) -> int:
@@ -95,6 +138,8 @@ class FloatElementwise:
                 f"element-wise layer scales {self.scale.shape} and offsets {self.offset.shape} "
                 "do not match"
             )
+        _check_finite(("element-wise layer scales", self.scale, True),
+                      ("element-wise layer offsets", self.offset, True))
 
     @property
     def n_in(self) -> int:
@@ -121,6 +166,7 @@ class FloatEmbedding:
     def __post_init__(self) -> None:
         if self.table.ndim != 2:
             raise ParameterRangeError(f"embedding table has shape {self.table.shape}, not 2-D")
+        _check_finite(("embedding table", self.table, False))
 
     n_in = 1
 
@@ -255,6 +301,12 @@ class QuantizedModel:
                 raise ParameterRangeError(
                     f"{what} {value} is outside 0..65535 (16 bits on the wire)"
                 )
+        for i, scale in enumerate(self.scales):
+            if not isinstance(scale, int | float) or not math.isfinite(scale) or scale <= 0:
+                raise ParameterRangeError(
+                    f"scale {i} (of the tensor {'entering layer ' + str(i) if i < len(self.layers) else 'out of the model'}) "
+                    f"is {scale!r}; it must be a finite number greater than 0"
+                )
         n = len(self.layers)
         if len(self.scales) != n + 1 or len(self.float_model.layers) != n:
             raise ParameterRangeError(
@@ -328,7 +380,7 @@ class QuantizedModel:
     # ----------------------------------------------------------- file format --
 
     def to_dict(self) -> dict[str, Any]:
-        """The model as plain JSON values (the content the hash covers)."""
+        """The model as plain JSON values (the content the hash covers), a copy the caller owns."""
         return {
             "name": self.name,
             "model_id": self.model_id,
@@ -336,7 +388,7 @@ class QuantizedModel:
             "output": self.output,
             "calibration": self.calibration,
             "scales": [float(s) for s in self.scales],
-            "layers": [_layer_to_dict(layer) for layer in self.layers],
+            "layers": [copy.deepcopy(_layer_to_dict(layer)) for layer in self.layers],
             "float_layers": [_float_layer_to_dict(layer) for layer in self.float_model.layers],
         }
 
@@ -387,6 +439,11 @@ class QuantizedModel:
             raise ModelFileError(
                 f"quantized model file {path} is not readable JSON ({e}); quantize the model again"
             ) from None
+        except RecursionError:
+            raise ModelFileError(
+                f"quantized model file {path} is not readable JSON (nested too deeply); "
+                "quantize the model again"
+            ) from None
         if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
             raise ModelFileError(
                 f"{path} is not a DCIA quantized model file (no {FILE_FORMAT!r} format)"
@@ -397,6 +454,12 @@ class QuantizedModel:
                 f"this toolkit reads version {FILE_FORMAT_VERSION}"
             )
         body, stored = doc.get("model"), doc.get("sha256")
+        bad = _first_non_finite(body)
+        if bad is not None:
+            raise ModelFileError(
+                f"quantized model file {path}: {_json_place(body, bad[0])} is {bad[1]}; a saved model "
+                "holds only finite numbers: quantize the model again"
+            )
         computed = _digest(body)
         if stored != computed:
             raise ModelIntegrityError(
@@ -408,6 +471,30 @@ class QuantizedModel:
             return cls.from_dict(body)
         except (KeyError, TypeError, ValueError, AttributeError, DciaError) as e:
             raise ModelFileError(f"quantized model file {path} has an invalid model: {e}") from None
+
+
+def _first_non_finite(value: Any, place: tuple = ()) -> tuple[tuple, str] | None:
+    """Where in a parsed JSON document the first NaN or infinity is, and which it is."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return place, "NaN" if math.isnan(value) else "inf"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _first_non_finite(item, (*place, key))
+        if found is not None:
+            return found
+    return None
+
+
+def _json_place(body: Any, place: tuple) -> str:
+    """``float layer 1 (dense) weights[2][0]``: a place in a model body, as a person reads it."""
+    head, rest = "model", list(place)
+    if len(rest) >= 2 and rest[0] in ("layers", "float_layers") and isinstance(rest[1], int):
+        layer = body[rest[0]][rest[1]]
+        kind = layer.get("kind", "?") if isinstance(layer, dict) else "?"
+        head = f"{'float layer' if rest[0] == 'float_layers' else 'layer'} {rest[1]} ({kind})"
+        rest = rest[2:]
+    text = "".join(f"[{k}]" if isinstance(k, int) else f" {k}" for k in rest)
+    return head + text if head != "model" else text.strip() or head
 
 
 def _digest(body: Any) -> str:

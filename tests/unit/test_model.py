@@ -1,6 +1,7 @@
 """Model records: float forward, folding, and the quantized model's file with its content hash."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -158,3 +159,70 @@ class TestSaveLoad:
 def test_model_id_must_fit_the_wire(quantized):
     with pytest.raises(ParameterRangeError, match="model id 70000 is outside"):
         QuantizedModel("m", 70000, 1, quantized.layers, quantized.scales, quantized.float_model)
+
+
+class TestNonFiniteValues:
+    """NaN and inf are refused where a model is made or read, naming the layer and the value."""
+
+    @pytest.mark.parametrize(
+        ("make", "fragment"),
+        [
+            (lambda: FloatDense(np.array([[1.0, np.nan]]), np.zeros(1)), "dense layer weights have 1 NaN"),
+            (lambda: FloatDense(np.ones((2, 2)), np.array([0.0, np.inf])), "dense layer bias has 1 inf"),
+            (lambda: FloatElementwise(np.ones(2), np.array([0.0, -np.inf])), "element-wise layer offsets have 1 inf"),
+            (lambda: FloatEmbedding(np.full((2, 2), np.nan)), "embedding table is all NaN \\(4 values\\)"),
+        ],
+    )
+    def test_float_layers(self, make, fragment):
+        with pytest.raises(ParameterRangeError, match=fragment):
+            make()
+
+    @pytest.mark.parametrize("scale", [float("nan"), float("inf"), 0.0, -1.0])
+    def test_quantized_model_scales(self, quantized, scale):
+        scales = [*quantized.scales[:-1], scale]
+        with pytest.raises(ParameterRangeError, match="scale 3 .* must be a finite number greater than 0"):
+            QuantizedModel("m", 1, 1, quantized.layers, scales, quantized.float_model)
+
+    def write(self, path, body, *, sha=None):
+        from dcia.model import _digest
+
+        doc = {"format": "dcia.quantized-model", "format_version": 1,
+               "sha256": sha if sha is not None else _digest(body), "model": body}
+        path.write_text(json.dumps(doc))
+        return path
+
+    def load_refused(self, path, *fragments):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ModelFileError) as e:
+                QuantizedModel.load(path)
+        message = str(e.value)
+        assert "\n" not in message, message
+        for fragment in fragments:
+            assert fragment in message, message
+
+    def test_nan_weight_in_a_saved_file(self, quantized, tmp_path):
+        body = quantized.to_dict()
+        body["float_layers"][1]["weights"][2][0] = float("nan")
+        path = self.write(tmp_path / "m.json", body, sha="0" * 64)
+        self.load_refused(path, "float layer 1 (dense) weights[2][0] is NaN")
+
+    def test_infinite_scale_in_a_saved_file(self, quantized, tmp_path):
+        body = quantized.to_dict()
+        path = tmp_path / "m.json"
+        self.write(path, body)
+        path.write_text(path.read_text().replace(json.dumps(body["scales"][1]), "1e999", 1))
+        self.load_refused(path, "scales[1] is inf")
+
+    def test_nan_as_a_string_with_a_consistent_hash(self, quantized, tmp_path):
+        body = quantized.to_dict()
+        body["scales"][0] = "nan"
+        self.load_refused(self.write(tmp_path / "m.json", body), "invalid model", "scale 0")
+        body = quantized.to_dict()
+        body["float_layers"][2]["bias"][0] = "-inf"
+        self.load_refused(self.write(tmp_path / "m.json", body), "invalid model", "1 inf")
+
+    def test_deeply_nested_file(self, tmp_path):
+        path = tmp_path / "deep.json"
+        path.write_text("[" * 100_000 + "]" * 100_000)
+        self.load_refused(path, "not readable JSON")

@@ -37,7 +37,7 @@ def test_calibration_error_is_a_dcia_error():
 
 
 def test_all_nan_samples_are_refused():
-    refused(np.full((20, 8), np.nan), "calibration samples", "all 160 values are NaN")
+    refused(np.full((20, 8), np.nan), "calibration samples are all NaN (160 values)")
 
 
 @pytest.mark.parametrize(("value", "word"), [(np.nan, "NaN"), (np.inf, "inf"), (-np.inf, "inf")])
