@@ -58,7 +58,7 @@ from dcia.errors import CapabilityError, TopologyError
 
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 _DIGITS = re.compile(r"[0-9]+")
-_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?")
+_HOSTNAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?")
 _CAPABILITY_FIELDS = frozenset(f.name for f in fields(Capability)) - {"name", "kind"}
 _INTERFACE_KEYS = frozenset({"ip", "mac", "gateway", "gateway_mac"})
 _HOST_KEYS = frozenset({"kind", "interfaces"}) | _INTERFACE_KEYS
