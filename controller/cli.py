@@ -474,8 +474,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dcia`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
-    # finsy warns about every switch without gNMI (BMv2 has none); its errors still show.
-    logging.getLogger("finsy").setLevel(logging.INFO if args.verbose else logging.ERROR)
+    # finsy warns about every switch without gNMI (BMv2 has none) and logs a traceback for
+    # each failed session (at CRITICAL); every such failure reaches the user as the one-line error of
+    # controller.session, so without -v finsy stays quiet.
+    logging.getLogger("finsy").setLevel(logging.INFO if args.verbose else logging.CRITICAL + 1)
     try:
         return args.run(args, Console())
     except DciaError as e:

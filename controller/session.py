@@ -147,7 +147,10 @@ async def connect(
                 f"switch {endpoint.name}: no P4Runtime server at {endpoint.address} "
                 f"({exc.message.strip()}); is the switch running?"
             ) from None
-        raise DciaError(f"switch {endpoint.name}: {exc.code.name}: {exc.message.strip()}") from None
+        hint = ""
+        if exc.code == fy.GRPCStatusCode.NOT_FOUND:
+            hint = f"; is device_id {endpoint.device_id} in the topology this switch's?"
+        raise DciaError(f"switch {endpoint.name}: {exc.code.name}: {exc.message.strip()}{hint}") from None
 
 
 async def write_batched(

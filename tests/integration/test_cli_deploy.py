@@ -104,3 +104,13 @@ def test_ids_that_do_not_fit_the_header_are_refused_before_anything_is_read(args
     assert "Traceback" not in out.stderr
     assert re.search(r"error: argument --(model-id|version): .*(out of range|not an integer)",
                      out.stderr)
+
+
+def test_a_wrong_device_id_is_one_line_without_a_traceback(topology):
+    path = topology.parent / "wrong-device.toml"
+    path.write_text(topology.read_text().replace("device_id = 1", "device_id = 7", 1))
+    out = dcia("status", "--topology", path)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert "switch s1: NOT_FOUND" in line and "is device_id 7 in the topology this switch's?" in line
