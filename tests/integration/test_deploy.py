@@ -11,6 +11,7 @@ import pytest
 
 from controller import session
 from controller.deployment import Deployment, SwitchAssignment, SwitchEndpoint
+from controller.entries import DROP_NAMES, STAT_NAMES
 from controller.session import (
     DeploymentError,
     PipelineMismatch,
@@ -74,6 +75,17 @@ def test_deploy_writes_reads_back_and_is_idempotent(switches):
     assert len(read_all(switches[0])) == 36 and len(read_all(switches[1])) == 13
     again = asyncio.run(session.apply(plan))
     assert [(r.inserted, r.modified, r.deleted) for r in again] == [(0, 0, 0), (0, 0, 0)]
+
+
+def test_status_reads_layers_and_every_counter(switches):
+    asyncio.run(session.apply(two_stage(switches)))
+    first, second = (asyncio.run(session.switch_status(e)) for e in switches)
+    assert first.error is None and first.models == {(1, 1): [1, 2]}
+    assert second.models == {(1, 1): [3]}
+    assert first.stats == dict.fromkeys(STAT_NAMES, 0)
+    assert first.drops == dict.fromkeys(DROP_NAMES, 0)   # ipv4_drops, by reason
+    dead = asyncio.run(session.switch_status(SwitchEndpoint("s9", f"127.0.0.1:{free_tcp_port()}")))
+    assert dead.error.startswith("switch s9: no P4Runtime server")
 
 
 def test_redeploying_changed_weights_modifies_only_what_changed(switches):
