@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -43,7 +42,7 @@ from controller.planner import (
     read_layer_list,
 )
 from controller.session import PushPolicy
-from controller.topology import Route, Topology, load_topology
+from controller.topology import Route, Topology, check_tls_files, load_topology
 from dcia.capability import NodeKind
 from dcia.errors import DciaError, ModelImportError, PlanError
 from dcia.layers import LayerShape
@@ -276,22 +275,17 @@ def load_quantized(path: Path, calibration: str | None):
         raise ModelImportError(f"{path} is a float model: give --calibration SAMPLES.npy (or "
                                "'digits' for the demo model) to quantize it")
     from controller.onnx_import import import_onnx
-    from controller.quantize import quantize
+    from controller.quantize import load_calibration, quantize
 
     if calibration == "digits":
         from controller.demo_model import load_demo
 
         return load_demo(path).quantized
-    else:
-        try:
-            samples = np.load(calibration)
-        except (OSError, ValueError) as e:
-            raise ModelImportError(f"calibration samples {calibration}: {e}") from None
-    return quantize(import_onnx(path), samples)
+    return quantize(import_onnx(path), load_calibration(calibration))
 
 
 def run_deploy(args: argparse.Namespace, console: Console) -> int:
-    topology = load_topology(args.topology)
+    topology = _topology_to_connect(args.topology)
     model = load_quantized(args.model, args.calibration)
     model_id = args.model_id if args.model_id is not None else model.model_id
     version = args.version if args.version is not None else model.version
@@ -323,7 +317,7 @@ def configure_undeploy(parser: argparse.ArgumentParser) -> None:
 
 
 def run_undeploy(args: argparse.Namespace, console: Console) -> int:
-    topology = load_topology(args.topology)
+    topology = _topology_to_connect(args.topology)
     target = Deployment(args.model_id, args.version, tuple(
         SwitchAssignment(endpoint_of(sw)) for sw in topology.switches.values()))
     reports = asyncio.run(session.apply(target, push=PushPolicy.NEVER))
@@ -333,6 +327,13 @@ def run_undeploy(args: argparse.Namespace, console: Console) -> int:
     removed = ", ".join(f"{r.name}: {r.deleted}" for r in reports)
     console.print(f"model {args.model_id} v{args.version} removed (entries deleted: {removed})")
     return 0
+
+
+def _topology_to_connect(path: Path) -> Topology:
+    """The topology of a command that talks to its switches: its TLS files must be there."""
+    topology = load_topology(path)
+    check_tls_files(topology)
+    return topology
 
 
 def _wire_id(text: str) -> int:
@@ -352,7 +353,7 @@ def configure_status(parser: argparse.ArgumentParser) -> None:
 
 
 def run_status(args: argparse.Namespace, console: Console) -> int:
-    topology = load_topology(args.topology)
+    topology = _topology_to_connect(args.topology)
 
     async def read_all():
         return await asyncio.gather(*(session.switch_status(endpoint_of(sw))

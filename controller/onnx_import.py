@@ -7,7 +7,7 @@
     ...     "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
     ...     [helper.make_tensor_value_info("z", TensorProto.FLOAT, [None, 1])], [w])
     >>> m = import_onnx(helper.make_model(g))
-    >>> [(layer.kind, layer.n_in, layer.n_out, layer.relu) for layer in m.layers]
+    >>> [(str(layer.kind), layer.n_in, layer.n_out, layer.relu) for layer in m.layers]
     [('dense', 2, 1, True)]
 
 The importer follows the chain of nodes from the graph input to the chosen output. Each

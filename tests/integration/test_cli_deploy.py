@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from dcia.targets import SwitchConfig, SwitchProcess, find_bmv2, free_tcp_port
@@ -114,3 +115,27 @@ def test_a_wrong_device_id_is_one_line_without_a_traceback(topology):
     assert "Traceback" not in out.stderr
     (line,) = out.stderr.strip().splitlines()
     assert "switch s1: NOT_FOUND" in line and "is device_id 7 in the topology this switch's?" in line
+
+
+def test_a_missing_tls_file_is_one_line(tmp_path):
+    text = open(LINEAR).read().replace(
+        'device_id = 1', 'device_id = 1\ntls = { ca = "no-such-ca.pem" }', 1)
+    path = tmp_path / "tls.toml"
+    path.write_text(text)
+    for command in ("status", "undeploy --model-id 1 --version 1"):
+        out = dcia(*command.split(), "--topology", path)
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+        assert out.stderr.strip().splitlines() == [
+            f"error: topology linear: switch s1: tls ca file {tmp_path}/no-such-ca.pem does not exist"]
+
+
+def test_bad_calibration_files_are_one_line_before_any_switch_is_asked(tmp_path):
+    """The topology's switches do not run: the calibration error must come first."""
+    (tmp_path / "samples.csv").write_text("1,2,3\n4,five,6\n")
+    np.save(tmp_path / "nan.npy", np.full((4, 64), np.nan))
+    for name in ("samples.csv", "nan.npy"):
+        out = dcia("deploy", "--topology", LINEAR, "--model", "models/digits.onnx",
+                   "--calibration", tmp_path / name)
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+        (line,) = out.stderr.strip().splitlines()
+        assert line.startswith("error: calibration") and "P4Runtime" not in line, line
