@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the toolkit needs, idempotently, and is quick when all is there:
-#   1. Debian packages (Mininet, iproute2, ping, tcpdump, ethtool, python3-venv),
+#   1. Debian packages (Mininet, iproute2, ping, tcpdump, tshark, ethtool, python3-venv),
 #   2. a virtual environment in .venv with the project and its Python dependencies,
 #   3. Debian's Mininet Python package made importable from that environment.
 # Usage: scripts/bootstrap.sh            (from the repository root; needs root for step 1)
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-DEBIAN_PACKAGES=(mininet iproute2 iputils-ping tcpdump ethtool python3-venv)
+DEBIAN_PACKAGES=(mininet iproute2 iputils-ping tcpdump tshark ethtool python3-venv)
 
 log() { printf '[bootstrap] %s\n' "$*"; }
 
@@ -24,6 +24,8 @@ if ((${#missing[@]})); then
     fi
     log "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # tshark's package asks whether non-root users may capture: no (the tests run as root).
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
     apt-get -o DPkg::Lock::Timeout=600 update -qq
     apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
