@@ -11,10 +11,14 @@ the Mininet switch class; only the program differs.
 BMv2 built with Thrift (its default) also serves Thrift, on port 9090 unless told
 otherwise, so two switches started without ``thrift_port`` collide; SwitchProcess gives a
 BMv2 switch without one a free port.
+
+A switch process dies with the process that started it (``die_with_parent``), also when
+that one is SIGKILLed and runs no clean-up of its own.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
@@ -23,6 +27,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -32,6 +37,7 @@ log = logging.getLogger(__name__)
 
 BMV2_SEARCH = ("/opt/p4/bin", "/usr/local/bin", "/usr/bin")
 TARGETS = ("embedded", "bmv2")
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class TargetError(DciaError):
@@ -103,6 +109,27 @@ class SwitchConfig:
         return cmd
 
 
+def die_with_parent(signum: int = signal.SIGKILL) -> Callable[[], None]:
+    """A ``preexec_fn`` for subprocess.Popen: the child gets ``signum`` when its parent dies.
+
+    Linux's parent-death signal (prctl PR_SET_PDEATHSIG). It survives exec, also through
+    ``mnexec`` into a Mininet host's namespace, so it reaches the program itself. The
+    kernel sends it when the *thread* that started the child ends: start long-lived
+    children from the main thread. A child whose parent died before the prctl exits at once.
+
+        subprocess.Popen(["sleep", "600"], preexec_fn=die_with_parent())
+    """
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not after the fork
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signum)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
 def free_tcp_port() -> int:
     """An unused TCP port on 127.0.0.1."""
     with socket.socket() as s:
@@ -115,7 +142,8 @@ class SwitchProcess:
 
     ``start`` returns once the P4Runtime port accepts connections. A BMv2 switch whose
     config names no Thrift port gets a free one (``config`` says which), so any number of
-    them run side by side.
+    them run side by side. The process is SIGKILLed when the thread that started it ends
+    (``die_with_parent``): no switch outlives a crashed test or testbed.
     """
 
     def __init__(self, target: str, config: SwitchConfig, *, stdout_path: Path | None = None):
@@ -131,7 +159,7 @@ class SwitchProcess:
         out = open(self.stdout_path, "wb") if self.stdout_path else subprocess.DEVNULL
         log.info("starting %s: %s", self.target, " ".join(self.argv))
         self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=die_with_parent())
         host, port = self.config.grpc_addr.rsplit(":", 1)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -7,6 +7,12 @@ Switches on the way compute what they hold; the cloud finishes. Without an answe
 ``timeout`` the agent sends the same packet again, waiting ``backoff`` times longer each
 attempt, at most ``attempts`` times. ``window`` requests are in flight at once.
 
+A request therefore ends, answered or ``timeout``, within the sum of its waits. When
+``give_up_after`` requests in a row (default: a window's worth) time out with no answer
+in between, the path is taken for dead (a switch on it is gone; there is no failover): the
+agent stops waiting and sending, and every request not finished yet ends ``abandoned``.
+Each input gets exactly one result, whatever happens to the network.
+
 Only an answer from an address that may answer is taken: the cloud's (a switch that
 answers on the cloud's behalf, ``steer_answer``, sends from the cloud's address) or one of
 ``answerers``. Any other datagram, and an answer for another model than the request's, is
@@ -56,7 +62,9 @@ class RequestResult:
     """The layer the rest started at after the network: the model's length when the switches
     computed every layer (the last of them answered; the cloud saw nothing)."""
     status: str
-    """``ok``, ``timeout`` or ``error <code>`` from an ERROR answer."""
+    """``ok``; ``timeout``: no answer to any attempt; ``abandoned``: not sent, or not waited
+    for to the end, because the agent had given up on the path; ``error <code>`` from an
+    ERROR answer."""
 
     @property
     def ok(self) -> bool:
@@ -102,7 +110,7 @@ class EdgeAgent:
                  port: int = DCIA_UDP_PORT, bind: tuple[str, int] = ("0.0.0.0", DCIA_UDP_PORT),
                  retry: RetryPolicy = RetryPolicy(),
                  window: int = 16, no_offload: bool = False, seed: int | None = None,
-                 answerers: tuple[str, ...] = ()):
+                 answerers: tuple[str, ...] = (), give_up_after: int | None = None):
         if not 0 <= edge_layers <= len(model.layers):
             raise ValueError(f"edge_layers must be in 0..{len(model.layers)}, got {edge_layers}")
         self.model, self.cloud, self.port = model, cloud, port
@@ -113,6 +121,12 @@ class EdgeAgent:
         self.answerers = frozenset({cloud, *answerers})
         self.strays = 0
         """Datagrams dropped: from an address that may not answer, or no answer we wait for."""
+        self.give_up_after = window if give_up_after is None else give_up_after
+        """Timed-out requests in a row after which the agent gives up the path (0: never)."""
+        self.silent = 0
+        """Requests in a row that timed out."""
+        self.given_up: asyncio.Future | None = None
+        """Done once the agent has given up the path (made in ``run``)."""
 
     def _new_request_id(self) -> int:
         while True:
@@ -127,6 +141,7 @@ class EdgeAgent:
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _Protocol(self), local_addr=self.bind)
         gate = asyncio.Semaphore(self.window)
+        self.silent, self.given_up = 0, loop.create_future()
 
         async def one(index: int) -> RequestResult:
             async with gate:
@@ -153,18 +168,24 @@ class EdgeAgent:
         attempts = 0
         try:
             for wait in self.retry.waits():
+                if self.given_up.done():
+                    return self._unanswered(index, rid, started, attempts, "abandoned")
                 attempts += 1
                 transport.sendto(payload, (self.cloud, self.port))
-                try:
-                    answer = await asyncio.wait_for(asyncio.shield(future), wait)
+                await asyncio.wait((future, self.given_up), timeout=wait,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if future.done():
+                    answer = future.result()
                     break
-                except TimeoutError:
-                    log.debug("request %d (input %d): no answer in %.2f s", rid, index, wait)
+                if self.given_up.done():
+                    return self._unanswered(index, rid, started, attempts, "abandoned")
+                log.debug("request %d (input %d): no answer in %.2f s", rid, index, wait)
             else:
-                return RequestResult(index, rid, -1, [], time.perf_counter() - started,
-                                     attempts, 0, -1, "timeout")
+                self._count_silence()
+                return self._unanswered(index, rid, started, attempts, "timeout")
         finally:
             del self.pending[rid]
+        self.silent = 0
         latency = time.perf_counter() - started
         msg = messages.parse(answer)
         problem = malformation(msg)
@@ -174,6 +195,21 @@ class EdgeAgent:
         logits = list(msg.elems)
         return RequestResult(index, rid, int(np.argmax(logits)), logits, latency, attempts,
                              msg.net_layers, self.edge_layers + msg.net_layers, "ok")
+
+
+    def _count_silence(self) -> None:
+        """One more request timed out; after ``give_up_after`` in a row, give up the path."""
+        self.silent += 1
+        if self.give_up_after and self.silent >= self.give_up_after and not self.given_up.done():
+            log.warning("no answer to %d requests in a row: the path to %s is down, the "
+                        "remaining requests are abandoned", self.silent, self.cloud)
+            self.given_up.set_result(None)
+
+    @staticmethod
+    def _unanswered(index: int, rid: int, started: float, attempts: int,
+                    status: str) -> RequestResult:
+        return RequestResult(index, rid, -1, [], time.perf_counter() - started, attempts, 0,
+                             -1, status)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1.0, help="first wait for an answer, s")
     parser.add_argument("--backoff", type=float, default=2.0, help="factor between waits")
     parser.add_argument("--attempts", type=int, default=5, help="sends per request at most")
+    parser.add_argument("--give-up-after", type=int,
+                        help="abandon the rest after N requests in a row timed out "
+                             "(default: the window; 0: never)")
     parser.add_argument("--no-offload", action="store_true", help="forbid switches to compute")
     parser.add_argument("--port", type=int, default=DCIA_UDP_PORT, help="the cloud's UDP port")
     parser.add_argument("--local-port", type=int, default=DCIA_UDP_PORT,
@@ -202,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     agent = EdgeAgent(model, args.cloud, args.edge_layers, port=args.port,
                       bind=("0.0.0.0", args.local_port),
                       retry=RetryPolicy(args.timeout, args.backoff, args.attempts),
-                      window=args.window, no_offload=args.no_offload)
+                      window=args.window, no_offload=args.no_offload,
+                      give_up_after=args.give_up_after)
 
     def emit(result: RequestResult) -> None:
         print(json.dumps(asdict(result)), flush=True)

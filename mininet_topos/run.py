@@ -14,6 +14,11 @@
    JSON in the run directory;
 5. stops everything, also on failure, Ctrl-C or SIGTERM.
 
+A node that dies during the run (a switch process, the cloud server, the edge agent)
+does not cost the answers already received: the run finishes, reports the node as lost
+and the requests that went unanswered by status, saves the results and exits with
+status 1 (the network failed; also when any request went unanswered). 2: a wrong option.
+
 ``--cli`` stops after step 2 with the cloud server running and leaves you at the Mininet
 prompt; ``exit`` tears everything down.
 """
@@ -44,7 +49,7 @@ from dcia.errors import DciaError
 from dcia.targets import free_tcp_port
 from hosts.edge_agent import RequestResult
 from mininet_topos.p4switch import resolve_target
-from mininet_topos.testbed import Shaping, SwitchCounters, Testbed, terminate_on_signals
+from mininet_topos.testbed import NodeLost, Shaping, SwitchCounters, Testbed, terminate_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +66,11 @@ def stage_text(plan_: Plan) -> list[tuple[str, str]]:
 
 def summary(model: QuantizedModel, plan_: Plan, path: list[str], labels: np.ndarray, float_pred: np.ndarray,
             int_logits: np.ndarray, results: list[RequestResult],
-            counters: dict[str, SwitchCounters], cloud: dict, target: str) -> dict:
-    """Everything the table shows, as plain values (also saved as JSON)."""
+            counters: dict[str, SwitchCounters], cloud: dict, target: str,
+            lost_nodes: dict[str, str]) -> dict:
+    """Everything the table shows, as plain values (also saved as JSON). A lost switch
+    has ``{"lost": true, "error": ...}`` instead of counters, a lost cloud the same
+    instead of its counters; ``unanswered`` counts the other requests by status."""
     ok = [r for r in results if r.ok]
     latencies = np.array([r.latency_s for r in ok]) * 1e3
     net_pred = np.array([r.predicted for r in results])
@@ -71,7 +79,9 @@ def summary(model: QuantizedModel, plan_: Plan, path: list[str], labels: np.ndar
         "target": target,
         "requests": len(results),
         "answered": len(ok),
+        "unanswered": dict(sorted(Counter(r.status for r in results if not r.ok).items())),
         "retried": sum(r.attempts > 1 for r in results),
+        "lost_nodes": lost_nodes,
         "accuracy": {
             "float": float(np.mean(float_pred == labels)),
             "integer_reference": float(np.mean(int_logits.argmax(axis=1) == labels)),
@@ -83,7 +93,8 @@ def summary(model: QuantizedModel, plan_: Plan, path: list[str], labels: np.ndar
         "plan": plan_.to_dict(),
         "path": path,
         "network_layers": {str(k): v for k, v in sorted(Counter(r.net_layers for r in ok).items())},
-        "switches": {name: asdict(c) for name, c in counters.items()},
+        "switches": {name: {"lost": True, "error": c.error} if c.lost
+                     else {"stats": c.stats, "layers": c.layers} for name, c in counters.items()},
         "cloud": cloud,
         "model": {"name": model.name, "id": model.model_id, "version": model.version,
                   "layers": [f"{layer.kind} {layer.n_in}->{layer.n_out}" for layer in model.layers]},
@@ -99,8 +110,13 @@ def print_summary(console: Console, s: dict) -> None:
     head.add_row("answers identical to the integer reference",
                  f"{s['identical_to_reference']} / {s['requests']}")
     head.add_row("answered / retried", f"{s['answered']} / {s['retried']}")
-    head.add_row("answered by the last computing switch / by the cloud",
-                 f"{s['answered'] - s['cloud']['answered']} / {s['cloud']['answered']}")
+    if s["unanswered"]:
+        head.add_row("[red]unanswered[/red]", ", ".join(f"{v} {k}" for k, v in s["unanswered"].items()))
+    for node, reason in s["lost_nodes"].items():
+        head.add_row(f"[red]LOST: {node}[/red]", reason)
+    if not s["cloud"].get("lost"):
+        head.add_row("answered by the last computing switch / by the cloud",
+                     f"{s['answered'] - s['cloud']['answered']} / {s['cloud']['answered']}")
     lat = s["latency_ms"]
     head.add_row("latency p50 / p95 / p99",
                  " / ".join("-" if v is None else f"{v:.2f} ms" for v in lat.values()))
@@ -119,7 +135,9 @@ def print_summary(console: Console, s: dict) -> None:
         return f"{layers[0]}..{layers[-1]}" if layers else "-"
 
     for node in path:
-        if node in s["switches"]:
+        if node in s["lost_nodes"]:
+            stages.add_row(node, layers_text(node), "[red]LOST[/red]: " + s["lost_nodes"][node], "", "")
+        elif node in s["switches"]:
             c = s["switches"][node]
             computed = ", ".join(f"layer {k}: {v}" for k, v in c["layers"].items()) or "none"
             stages.add_row(node, layers_text(node), computed, str(c["stats"]["pass-through"]),
@@ -231,17 +249,23 @@ def run(args: argparse.Namespace, console: Console) -> int:
                                    path=args.path, window=args.window, timeout=args.timeout,
                                    on_result=advance)
         after = bed.counters()
-        cloud_stats = cloud.stop()
+        try:
+            cloud_stats = cloud.stop()
+        except NodeLost as exc:
+            cloud_stats = {"lost": True, "error": exc.reason}
+        lost = bed.lost_nodes()
     counters = {name: after[name] - before[name] for name in after}
     int_logits = model.forward_int(model.quantize_input(x))
     path = [n.name for n in topology.route(args.path).nodes]
     s = summary(model, plan_, path, labels, model.float_model.predict(x), int_logits, results,
-                counters, cloud_stats, target)
+                counters, cloud_stats, target, lost)
     print_summary(console, s)
     (args.run_dir / "results.json").write_text(json.dumps(
         {"summary": s, "requests": [asdict(r) for r in results]}, indent=1) + "\n")
     console.print(f"results saved to {args.run_dir / 'results.json'}")
-    return 0 if s["answered"] == s["requests"] else 1
+    if lost:
+        console.print(f"[red]the network failed: {', '.join(lost)} lost during the run[/red]")
+    return 0 if s["answered"] == s["requests"] and not lost else 1
 
 
 def open_cli(bed: Testbed, console: Console, model_file: Path, inputs_file: Path, plan_: Plan,

@@ -10,29 +10,44 @@
         cloud.stop()                                # the cloud's counters
 
 Everything it starts (Mininet host shells, switch processes, host programs) is listed by
-process id and start time in a state file, ``/tmp/dcia-testbed/<topology>.json``. Before
-starting, the testbed stops what a crashed run of the same topology left behind: those
-processes, by id, and the topology's interfaces, by name; it refuses to start while the
-run that wrote the file is still alive. ``clean_all=True`` also runs Mininet's own
-``mn -c`` clean-up, which kills *every* Mininet on the machine.
+process id and start time in a state file, ``/tmp/dcia-testbed/<topology>.json``, with
+the topology's interfaces and hosts. Before starting, the testbed stops what a crashed run
+of the same topology left behind: those processes, by id, and the topology's interfaces,
+by name; it refuses to start while the run that wrote the file is still alive.
+``clean_all=True`` also runs Mininet's own ``mn -c`` clean-up, which kills *every*
+Mininet on the machine.
+
+A testbed whose process is killed outright (SIGKILL: no ``finally`` runs) leaves nothing
+behind either: switch processes and host programs get a parent-death signal
+(dcia.targets.die_with_parent), Mininet's shells end when their terminals close, and a
+watchdog process (``python -m mininet_topos.testbed --watch <state file>``) waits for the
+testbed's process to end and then removes what its state file lists.
+
+A node that dies during a run does not end the run: ``lost_nodes`` names it and why,
+``counters`` marks a lost switch (``SwitchCounters.error``) instead of raising, and the
+edge agent accounts for every request (hosts.edge_agent: ``timeout``, ``abandoned``).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 from mininet.log import setLogLevel
 from mininet.net import Mininet
 
@@ -43,6 +58,7 @@ from controller.topology import Topology
 from dcia.artifacts import Pipeline
 from dcia.errors import DciaError
 from dcia.model import QuantizedModel
+from dcia.targets import die_with_parent
 from hosts.edge_agent import RequestResult
 from mininet_topos.p4switch import P4Switch
 from mininet_topos.topos import DciaTopo
@@ -51,6 +67,8 @@ log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
 STATE_DIR = Path("/tmp/dcia-testbed")
+LOCK_TIMEOUT = 30.0
+"""Seconds to wait for another clean-up of the same topology (a watchdog's) to finish."""
 
 
 class TestbedError(DciaError):
@@ -62,12 +80,22 @@ class TestbedError(DciaError):
 @dataclass
 class SwitchCounters:
     """A switch's DCIA counters: `dcia_stats` by name (controller.entries.STAT_NAMES:
-    computed, pass-through, version mismatch, malformed) and `layer_stats` by layer index."""
+    computed, pass-through, version mismatch, malformed) and `layer_stats` by layer index.
+
+    ``error``: the switch is lost (its process exited, or its P4Runtime server does not
+    answer) and there are no counters; a difference with a lost switch is lost too."""
 
     stats: dict[str, int] = field(default_factory=dict)
     layers: dict[int, int] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def lost(self) -> bool:
+        return self.error is not None
 
     def __sub__(self, before: SwitchCounters) -> SwitchCounters:
+        if self.lost or before.lost:
+            return SwitchCounters(error=self.error or before.error)
         return SwitchCounters(
             {k: v - before.stats.get(k, 0) for k, v in self.stats.items()},
             {k: d for k, v in self.layers.items() if (d := v - before.layers.get(k, 0))},
@@ -103,6 +131,10 @@ class Testbed:
         self.mininet_log = mininet_log
         self.net: Mininet | None = None
         self.programs: list[subprocess.Popen] = []
+        self.clouds: list[CloudProcess] = []
+        self.lost_hosts: dict[str, str] = {}
+        """Host programs that died during a run (the edge agent), and why."""
+        self.watchdog: subprocess.Popen | None = None
         self.state_file = STATE_DIR / f"{topology.name}.json"
 
     # ------------------------------------------------------------ life cycle --
@@ -111,6 +143,8 @@ class Testbed:
         setLogLevel(self.mininet_log)
         clean_stale(self.topology, self.state_file, clean_all=self.clean_all)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._save_state()  # the interfaces, before Mininet makes them
+        self.watchdog = start_watchdog(self.state_file, self.run_dir / "testbed-watchdog.log")
         topo = DciaTopo(self.topology, target=self.target, log_dir=self.run_dir,
                         pcap_dir=self.run_dir / "pcap" if self.pcap else None,
                         bandwidth_mbps=self.shaping.bandwidth_mbps, delay_ms=self.shaping.delay_ms,
@@ -138,6 +172,7 @@ class Testbed:
             for proc in self.programs:
                 _stop_process(proc)
             self.programs.clear()
+            self.clouds.clear()
             if self.net is not None:
                 for switch in self.net.switches:
                     if isinstance(switch, P4Switch):
@@ -148,6 +183,9 @@ class Testbed:
                     log.exception("Mininet did not stop cleanly")
                 self.net = None
             clean_stale(self.topology, self.state_file)
+            if self.watchdog is not None:  # nothing left for it to do
+                _stop_process(self.watchdog)
+                self.watchdog = None
 
     def __enter__(self) -> Testbed:
         return self.start()
@@ -156,7 +194,9 @@ class Testbed:
         self.stop()
 
     def _save_state(self) -> None:
-        """Record every process id the testbed owns, for clean-up after a crash."""
+        """Record every process id the testbed owns, its interfaces and hosts, for clean-up
+        after a crash (written whole to a temporary file and renamed: a reader never sees
+        half of it)."""
         pids = [p.pid for p in self.programs]
         for node in self.net.hosts + self.net.switches if self.net else []:
             if node.shell is not None:
@@ -166,7 +206,12 @@ class Testbed:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         processes = [(pid, started) for pid in pids if (started := _start_time(pid)) is not None]
         owner = [os.getpid(), _start_time(os.getpid())]
-        self.state_file.write_text(json.dumps({"processes": processes, "owner": owner}))
+        partial = self.state_file.with_suffix(".part")
+        partial.write_text(json.dumps({
+            "processes": processes, "owner": owner,
+            "interfaces": topology_interfaces(self.topology), "hosts": sorted(self.topology.hosts),
+        }))
+        partial.replace(self.state_file)
 
     def owned_processes(self) -> list[tuple[int, int]]:
         """(process id, start time) of everything the testbed runs now."""
@@ -193,16 +238,37 @@ class Testbed:
         asyncio.run(apply(empty, self.pipeline, push=PushPolicy.NEVER))
 
     def counters(self) -> dict[str, SwitchCounters]:
-        """Every switch's counters, read over P4Runtime (controller.session.switch_status)."""
-        async def read_all():
-            return [await switch_status(e, self.pipeline) for e in self.endpoints().values()]
+        """Every switch's counters, read over P4Runtime (controller.session.switch_status);
+        a lost switch's carry the error instead (``SwitchCounters.lost``)."""
+        dead = self.lost_switches()
+        live = [e for name, e in self.endpoints().items() if name not in dead]
 
-        out = {}
+        async def read_all():
+            return [await switch_status(e, self.pipeline) for e in live]
+
+        out = {name: SwitchCounters(error=reason) for name, reason in dead.items()}
         for status in asyncio.run(read_all()):
             if status.error:
-                raise TestbedError(f"cannot read the counters of {status.name}: {status.error}")
-            out[status.name] = SwitchCounters(status.stats, status.layers_computed)
-        return out
+                log.warning("cannot read the counters of %s: %s", status.name, status.error)
+                out[status.name] = SwitchCounters(error=f"cannot read its counters: {status.error}")
+            else:
+                out[status.name] = SwitchCounters(status.stats, status.layers_computed)
+        return {name: out[name] for name in self.topology.switches}
+
+    def lost_switches(self) -> dict[str, str]:
+        """Switches whose process has exited, and how."""
+        return {node.name: f"switch process exited with code {node.process.proc.returncode}"
+                for node in (self.net.switches if self.net else [])
+                if isinstance(node, P4Switch) and node.process and node.process.proc
+                and node.process.proc.poll() is not None}
+
+    def lost_nodes(self) -> dict[str, str]:
+        """Every node that died while the testbed ran, and how: switches whose process
+        exited, cloud servers that exited unasked, an edge agent that crashed."""
+        lost = self.lost_switches()
+        lost.update((c.host, reason) for c in self.clouds if (reason := c.lost()))
+        lost.update(self.lost_hosts)
+        return lost
 
     # ------------------------------------------------------------ host programs --
 
@@ -210,8 +276,9 @@ class Testbed:
         return self.net.get(name)
 
     def popen(self, host: str, argv: list[str], **kwargs) -> subprocess.Popen:
-        """Start ``argv`` in ``host``'s namespace (and cgroup); stopped with the testbed."""
-        proc = self.host(host).popen(argv, cwd=str(REPO), **kwargs)
+        """Start ``argv`` in ``host``'s namespace (and cgroup); stopped with the testbed, and
+        killed when the testbed's process dies (dcia.targets.die_with_parent)."""
+        proc = self.host(host).popen(argv, cwd=str(REPO), preexec_fn=die_with_parent(), **kwargs)
         self.programs.append(proc)
         self._save_state()
         return proc
@@ -232,14 +299,19 @@ class Testbed:
             _stop_process(proc)
             raise TestbedError(f"the cloud server in {host} did not start: "
                                f"{log_file.read_text()[-800:]}")
-        return CloudProcess(proc, stats_file)
+        cloud = CloudProcess(proc, stats_file, host)
+        self.clouds.append(cloud)
+        return cloud
 
     def run_edge(self, model_file: Path, inputs_file: Path, *, edge_layers: int,
                  path: str | None = None, requests: int | None = None,
                  window: int = 16, timeout: float = 1.0, attempts: int = 5,
                  on_result: Callable[[RequestResult], None] | None = None) -> list[RequestResult]:
         """Run hosts.edge_agent in the edge host of ``path`` until every request is answered
-        or given up; it sends to the cloud's address on that path."""
+        or given up; it sends to the cloud's address on that path.
+
+        One result per input, always: should the agent itself die, the inputs it had not
+        reported get the status ``lost`` and the edge host is in ``lost_nodes``."""
         host = self.edge_host(path)
         cloud = self.address(self.cloud_host(path), path)
         argv = [sys.executable, "-m", "hosts.edge_agent", "--model", str(model_file),
@@ -258,8 +330,14 @@ class Testbed:
                     on_result(result)
             proc.wait()
         if proc.returncode not in (0, 1):  # 1: some requests failed, reported per request
-            raise TestbedError(f"the edge agent in {host} failed (exit {proc.returncode}): "
-                               f"{log_file.read_text()[-800:]}")
+            reason = (f"the edge agent exited with code {proc.returncode}: "
+                      f"{log_file.read_text()[-800:]}")
+            log.error("%s: %s", host, reason)
+            self.lost_hosts[host] = reason
+            total = len(np.load(inputs_file, mmap_mode="r")[:requests])
+            reported = {r.index for r in results}
+            results += [RequestResult(i, 0, -1, [], 0.0, 0, 0, -1, "lost")
+                        for i in range(total) if i not in reported]
         return sorted(results, key=lambda r: r.index)
 
     def edge_host(self, path: str | None = None) -> str:
@@ -290,13 +368,35 @@ class Testbed:
         return 100.0 * lost / len(pings)
 
 
+class NodeLost(TestbedError):
+    """A node died during the run: ``node`` names it."""
+
+    def __init__(self, node: str, reason: str):
+        super().__init__(f"{node}: {reason}")
+        self.node, self.reason = node, reason
+
+
 @dataclass
 class CloudProcess:
     proc: subprocess.Popen
     stats_file: Path
+    host: str = "cloud"
+    stopped: bool = False
+    """Stopped by ``stop`` (not lost)."""
+
+    def lost(self) -> str | None:
+        """Why the server is gone, if it exited without being asked to."""
+        if self.stopped or self.proc.poll() is None:
+            return None
+        return f"the cloud server exited with code {self.proc.returncode}"
 
     def stop(self) -> dict:
-        """Stop the server; its counters (hosts.cloud_server.CloudStats as a dict)."""
+        """Stop the server; its counters (hosts.cloud_server.CloudStats as a dict).
+
+        Raises NodeLost when the server had died before."""
+        if reason := self.lost():
+            raise NodeLost(self.host, reason)
+        self.stopped = True
         _stop_process(self.proc)
         if not self.stats_file.exists():
             raise TestbedError(f"the cloud server wrote no counters to {self.stats_file}")
@@ -345,13 +445,51 @@ def clean_stale(topology: Topology, state_file: Path, *, clean_all: bool = False
 
     Raises TestbedError, touching nothing, while the process that started that run lives:
     two testbeds of one topology cannot share the machine (same interface names)."""
-    owner = _owner(state_file)
-    if owner is not None and owner != os.getpid():
-        raise TestbedError(f"a testbed of topology {topology.name} is running in process {owner} "
-                           f"(see {state_file}); stop it first")
-    if clean_all:
-        from mininet.clean import cleanup
-        cleanup()
+    with _state_lock(state_file):
+        owner = _owner(state_file)
+        if owner is not None and owner != os.getpid():
+            raise TestbedError(f"a testbed of topology {topology.name} is running in process "
+                               f"{owner} (see {state_file}); stop it first")
+        if clean_all:
+            from mininet.clean import cleanup
+            cleanup()
+        _remove(state_file, topology_interfaces(topology), sorted(topology.hosts))
+
+
+def watch(state_file: Path, owner: tuple[int, int]) -> None:
+    """Wait until ``owner`` (process id, start time) ends, then remove what its testbed left:
+    the processes, interfaces and CPU cgroups its state file lists. Does nothing when the
+    state file is gone or belongs to another run by then (that run cleaned up)."""
+    pid, started = owner
+    with contextlib.suppress(ProcessLookupError):
+        pidfd = os.pidfd_open(pid)
+        try:
+            if _start_time(pid) == started:
+                select.select([pidfd], [], [])  # readable once the process has ended
+        finally:
+            os.close(pidfd)
+    with _state_lock(state_file):
+        state = _read_state(state_file)
+        if state is None or state.get("owner") != [pid, started]:
+            return
+        log.warning("the testbed process %d ended without stopping: cleaning up after it", pid)
+        _remove(state_file, state.get("interfaces", []), state.get("hosts", []))
+
+
+def start_watchdog(state_file: Path, log_file: Path) -> subprocess.Popen:
+    """Start ``watch`` for this process in a process of its own (its own session: neither
+    Ctrl-C nor this process's death reaches it); stop it once this process has cleaned up."""
+    owner = f"{os.getpid()}:{_start_time(os.getpid())}"
+    with open(log_file, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "mininet_topos.testbed", "--watch",
+                                 str(state_file), "--owner", owner],
+                                cwd=str(REPO), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _remove(state_file: Path, interfaces: Sequence[str], hosts: Sequence[str]) -> None:
+    """Stop the processes ``state_file`` lists, delete ``interfaces`` and the CPU cgroups
+    of ``hosts``, remove ``state_file`` (with the state lock held)."""
     pids = [p for p in _recorded_pids(state_file) if p != os.getpid()]
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
@@ -364,30 +502,60 @@ def clean_stale(topology: Topology, state_file: Path, *, clean_all: bool = False
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     present = set(os.listdir("/sys/class/net"))
-    for ifname in topology_interfaces(topology):
+    for ifname in dict.fromkeys(interfaces):
         if ifname in present:
             log.warning("removing stale interface %s", ifname)
             subprocess.run(["ip", "link", "del", ifname], capture_output=True)
-    for host in topology.hosts:  # CPULimitedHost's cgroup
+    for host in hosts:  # CPULimitedHost's cgroup
         if Path(f"/sys/fs/cgroup/cpu/{host}").is_dir():
             subprocess.run(["cgdelete", "-r", f"cpu,cpuacct,cpuset:/{host}"], capture_output=True)
     state_file.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def _state_lock(state_file: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold ``<state file>.lock``: one clean-up of a topology at a time (a watchdog's and a
+    new run's do not interleave)."""
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(state_file.with_suffix(".lock"), "a") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TestbedError(f"{state_file} stays locked by another clean-up "
+                                       f"for {timeout:.0f} s") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _read_state(state_file: Path) -> dict | None:
+    try:
+        state = json.loads(state_file.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
 def _recorded_pids(state_file: Path) -> list[int]:
     """The recorded processes that still run: same id *and* same start time (no reused id)."""
     try:
-        recorded = json.loads(state_file.read_text())["processes"]
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        recorded = _read_state(state_file)["processes"]
+        return [pid for pid, started in recorded if _start_time(pid) == started]
+    except (KeyError, TypeError, ValueError):
         return []
-    return [pid for pid, started in recorded if _start_time(pid) == started]
 
 
 def _owner(state_file: Path) -> int | None:
     """The process that wrote ``state_file``, if it still runs."""
     try:
-        pid, started = json.loads(state_file.read_text())["owner"]
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        pid, started = _read_state(state_file)["owner"]
+    except (KeyError, TypeError, ValueError):
         return None
     return pid if _start_time(pid) == started else None
 
@@ -432,3 +600,20 @@ def terminate_on_signals() -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The watchdog's command line (``start_watchdog``)."""
+    parser = argparse.ArgumentParser(prog="python -m mininet_topos.testbed",
+                                     description="clean up after a testbed process once it ends")
+    parser.add_argument("--watch", type=Path, required=True, help="the testbed's state file")
+    parser.add_argument("--owner", required=True, help="PID:START_TIME of the testbed process")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s watchdog: %(message)s")
+    pid, started = (int(v) for v in args.owner.split(":"))
+    watch(args.watch, (pid, started))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

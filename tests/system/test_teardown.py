@@ -76,3 +76,56 @@ def test_a_signal_during_make_run_stops_everything(tmp_path, linear, signum, cod
     assert "interrupted" in text and proc.returncode == code, text
     assert len(owned) >= 5
     assert tb.leftovers(linear, owned) == []
+
+
+def _processes_with(fragment: str) -> list[int]:
+    """Processes whose command line contains ``fragment``."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if fragment in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def test_a_sigkilled_make_run_leaves_nothing_behind(tmp_path, linear):
+    """No finally runs in a SIGKILLed process: its children die with it (parent-death
+    signal) and a watchdog removes the rest (interfaces, Mininet's shells, the state file)."""
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mininet_topos.run", "--target", "embedded", "--free-ports",
+         "--run-dir", str(run_dir)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = []
+    try:
+        deadline = time.monotonic() + 120
+        for line in proc.stdout:
+            output.append(line)
+            if "model deployed" in line or time.monotonic() > deadline:
+                break
+        deadline = time.monotonic() + 30
+        while not _processes_with("hosts.cloud_server") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        owned = tb.Testbed(linear).owned_processes()
+        programs = {"switch": _processes_with(f"--log-file {run_dir}/"),
+                    "cloud": _processes_with(f"--stats {run_dir}/")}
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "model deployed" in "".join(output), "".join(output)
+    assert len(programs["switch"]) == 3 and len(programs["cloud"]) == 1, programs
+    assert len(owned) >= 9, "host and switch shells, switch processes, the cloud server"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        left = tb.leftovers(linear, owned) + [
+            f"process {pid}" for pid in _processes_with(f"{run_dir}/")]
+        if not left and not tb.Testbed(linear).state_file.exists():
+            break
+        time.sleep(0.2)
+    assert left == []
+    assert not tb.Testbed(linear).state_file.exists()
