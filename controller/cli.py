@@ -476,9 +476,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     # finsy warns about every switch without gNMI (BMv2 has none) and logs a traceback for
-    # each failed session (at CRITICAL); every such failure reaches the user as the one-line error of
-    # controller.session, so without -v finsy stays quiet.
-    logging.getLogger("finsy").setLevel(logging.INFO if args.verbose else logging.CRITICAL + 1)
+    # each failed session; every such failure reaches the user as the one-line error of
+    # controller.session, so without -v finsy's records go to no console.
+    logging.getLogger("finsy").setLevel(logging.INFO if args.verbose else logging.ERROR)
+    logging.getLogger("finsy").propagate = args.verbose
+    if not args.verbose:
+        logging.getLogger("finsy").addHandler(logging.NullHandler())
     try:
         return args.run(args, Console())
     except DciaError as e:

@@ -24,6 +24,7 @@ deployment under way costs latency, never a request.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -115,6 +116,8 @@ async def connect(
         initial_election_id=endpoint.election_id,
         channel_credentials=endpoint.tls,
     )
+    failures = _FailedSessions(endpoint.name)
+    logging.getLogger("finsy").addHandler(failures)
     try:
         async with fy.Switch(endpoint.name, endpoint.address, base) as sw:
             if not sw.is_primary:
@@ -124,8 +127,9 @@ async def connect(
                 )
             actual = sw.p4info.p4info if sw.p4info.exists else None
             if actual is None and push is PushPolicy.NEVER:
-                raise DciaError(f"switch {endpoint.name} has no P4 program; "
-                                "push the DCIA pipeline first")
+                raise DciaError(f"switch {endpoint.name} has no P4 program; push the DCIA "
+                                f"pipeline first (or device_id {endpoint.device_id} in the "
+                                "topology is not this switch's)")
             same = actual is not None and actual.SerializeToString(
                 deterministic=True) == expected.SerializeToString(deterministic=True)
             if actual is not None and not same and push is not PushPolicy.ALWAYS:
@@ -142,15 +146,43 @@ async def connect(
         async with fy.Switch(endpoint.name, endpoint.address, options) as sw:
             yield sw
     except P4ClientError as exc:
-        if exc.code == fy.GRPCStatusCode.UNAVAILABLE:
-            raise SwitchUnreachable(
-                f"switch {endpoint.name}: no P4Runtime server at {endpoint.address} "
-                f"({exc.message.strip()}); is the switch running?"
-            ) from None
-        hint = ""
-        if exc.code == fy.GRPCStatusCode.NOT_FOUND:
-            hint = f"; is device_id {endpoint.device_id} in the topology this switch's?"
-        raise DciaError(f"switch {endpoint.name}: {exc.code.name}: {exc.message.strip()}{hint}") from None
+        raise _session_error(endpoint, exc) from None
+    except asyncio.CancelledError:
+        # finsy ends a session whose start-up failed (a refused pipeline push) by
+        # cancelling it, and only logs the cause; an outside cancellation goes on.
+        task = asyncio.current_task()
+        if (task is not None and task.cancelling()) or not failures.errors:
+            raise
+        raise _session_error(endpoint, failures.errors[-1]) from None
+    finally:
+        logging.getLogger("finsy").removeHandler(failures)
+
+
+class _FailedSessions(logging.Handler):
+    """The P4Runtime errors finsy logs for the failed session tasks of one switch."""
+
+    def __init__(self, switch: str):
+        super().__init__(logging.ERROR)
+        self.switch = switch
+        self.errors: list[P4ClientError] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, P4ClientError) and f"fy:{self.switch}|" in record.getMessage():
+            self.errors.append(error)
+
+
+def _session_error(endpoint: SwitchEndpoint, exc: P4ClientError) -> DciaError:
+    """One line for a P4Runtime error of a session, with what to check."""
+    if exc.code == fy.GRPCStatusCode.UNAVAILABLE:
+        return SwitchUnreachable(
+            f"switch {endpoint.name}: no P4Runtime server at {endpoint.address} "
+            f"({exc.message.strip()}); is the switch running?"
+        )
+    hint = ""
+    if exc.code == fy.GRPCStatusCode.NOT_FOUND or "SetForwardingPipelineConfig" in str(exc):
+        hint = f"; is device_id {endpoint.device_id} in the topology this switch's?"
+    return DciaError(f"switch {endpoint.name}: {exc.code.name}: {exc.message.strip()}{hint}")
 
 
 async def write_batched(
