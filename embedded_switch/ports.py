@@ -6,6 +6,11 @@ P4Runtime server installs; packet-outs enter through `inject_from_cpu`. The swit
 own transmitted frames (PACKET_OUTGOING) are ignored. No frame stops the loop: a
 frame that cannot be handled is dropped with a log line and a counter.
 
+A port sees what BMv2 sees through libpcap: only its own interface's frames (the
+socket receives nothing until it is bound to it), each as it was on the wire, with the
+outer VLAN tag that Linux strips before a raw socket sees the frame put back
+(`restore_vlan_tag`).
+
     ports = PortSet(switch, {1: "veth1", 2: "veth3"})
     ports.start()
     ...
@@ -27,12 +32,26 @@ from embedded_switch.errors import InvalidArgument
 log = logging.getLogger(__name__)
 
 ETH_P_ALL = 0x0003
+ETH_P_8021Q = 0x8100
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_PROMISC = 1
+PACKET_AUXDATA = 8
 PACKET_IGNORE_OUTGOING = 23
 PACKET_OUTGOING = 4
+TP_STATUS_VLAN_VALID = 0x10
+TP_STATUS_VLAN_TPID_VALID = 0x40
 MAX_FRAME = 65536
+MAC_ADDRS = 12
+"""Bytes of destination and source MAC address, after which a VLAN tag sits."""
+
+# struct tpacket_auxdata (<linux/if_packet.h>), the PACKET_AUXDATA control message, read
+# by hand with struct because no library exposes it: Python's socket module has neither
+# the option nor the struct (nor SOL_PACKET), and scapy parses it only inside its own
+# socket classes (SuperSocket._recv_raw), not for a socket of ours. Fields: tp_status,
+# tp_len, tp_snaplen, tp_mac, tp_net, tp_vlan_tci, tp_vlan_tpid.
+TPACKET_AUXDATA = struct.Struct("=IIIHHHH")
+AUXDATA_SPACE = socket.CMSG_SPACE(TPACKET_AUXDATA.size)
 
 
 def parse_port_spec(spec: str) -> tuple[int, str]:
@@ -45,6 +64,31 @@ def parse_port_spec(spec: str) -> tuple[int, str]:
     if not sep or not num.isdigit() or not name:
         raise InvalidArgument(f"port '{spec}' must look like N@ifname, e.g. 1@veth0")
     return int(num), name
+
+
+def restore_vlan_tag(frame: bytes, ancdata: list[tuple[int, int, bytes]]) -> bytes:
+    """``frame`` with the VLAN tag the kernel stripped (its PACKET_AUXDATA in ``ancdata``,
+    as ``recvmsg`` returns it) put back after the MAC addresses; as libpcap does it: a tag
+    is there if the TCI is non-zero or TP_STATUS_VLAN_VALID says so, and its TPID is
+    tp_vlan_tpid if that is non-zero or TP_STATUS_VLAN_TPID_VALID says so, else 0x8100.
+
+    >>> aux = TPACKET_AUXDATA.pack(TP_STATUS_VLAN_VALID | TP_STATUS_VLAN_TPID_VALID,
+    ...                            18, 18, 0, 0, 0x002a, 0x88a8)
+    >>> restore_vlan_tag(bytes(14), [(SOL_PACKET, PACKET_AUXDATA, aux)]).hex()
+    '00000000000000000000000088a8002a0000'
+    >>> restore_vlan_tag(b"untagged frame", [(SOL_PACKET, PACKET_AUXDATA, bytes(20))])
+    b'untagged frame'
+    """
+    for level, kind, data in ancdata:
+        if level != SOL_PACKET or kind != PACKET_AUXDATA or len(data) < TPACKET_AUXDATA.size:
+            continue
+        status, _len, _snaplen, _mac, _net, tci, tpid = TPACKET_AUXDATA.unpack_from(data)
+        if not (tci or status & TP_STATUS_VLAN_VALID) or len(frame) < MAC_ADDRS:
+            return frame
+        if not (tpid or status & TP_STATUS_VLAN_TPID_VALID):
+            tpid = ETH_P_8021Q
+        return frame[:MAC_ADDRS] + struct.pack("!HH", tpid, tci) + frame[MAC_ADDRS:]
+    return frame
 
 
 class PortSet:
@@ -98,18 +142,23 @@ class PortSet:
 
     @staticmethod
     def _open(ifname: str) -> socket.socket:
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        """A raw socket on ``ifname`` only, opened as libpcap opens one: created with
+        protocol 0 it receives nothing, not even from other interfaces, until the last
+        bind gives it ETH_P_ALL on this interface, when everything else is set up."""
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         try:
-            s.bind((ifname, ETH_P_ALL))
+            s.bind((ifname, 0))
             ifindex = socket.if_nametoindex(ifname)
             mreq = struct.pack("iHH8s", ifindex, PACKET_MR_PROMISC, 0, b"")
             s.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+            s.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
             try:
                 s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
             except OSError:
                 pass  # older kernels: outgoing frames are filtered by pkttype below
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
             s.setblocking(False)
+            s.bind((ifname, ETH_P_ALL))
         except OSError:
             s.close()
             raise
@@ -148,7 +197,7 @@ class PortSet:
     def _drain(self, s: socket.socket, port: int) -> None:
         for _ in range(64):
             try:
-                data, addr = s.recvfrom(MAX_FRAME)
+                data, ancdata, _flags, addr = s.recvmsg(MAX_FRAME, AUXDATA_SPACE)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -157,6 +206,7 @@ class PortSet:
                 return
             if len(addr) > 2 and addr[2] == PACKET_OUTGOING:
                 continue
+            data = restore_vlan_tag(data, ancdata)
             self.stats["rx"] += 1
             self._pcap(port, "in", data)
             self._run(port, data)
