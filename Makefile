@@ -23,12 +23,12 @@ setup:
 test: setup
 	$(PYTEST) $(PYTEST_ARGS)
 
-# RUN_ARGS: options of mininet_topos/run.py, e.g. RUN_ARGS="--target bmv2 --requests 100"
+# RUN_ARGS: options of `dcia testbed`, e.g. RUN_ARGS="--target bmv2 --requests 100"
 run: setup
-	$(PY) -m mininet_topos.run $(RUN_ARGS)
+	$(VENV)/bin/dcia testbed run $(RUN_ARGS)
 
 cli: setup
-	$(PY) -m mininet_topos.run --cli $(RUN_ARGS)
+	$(VENV)/bin/dcia testbed cli $(RUN_ARGS)
 
 p4: setup
 	$(VENV)/bin/dcia p4 compile

@@ -440,6 +440,18 @@ def run_p4(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def configure_testbed(parser: argparse.ArgumentParser) -> None:
+    from mininet_topos.run import configure
+
+    configure(parser)
+
+
+def run_testbed(args: argparse.Namespace, console: Console) -> int:
+    from mininet_topos.run import run_testbed as run
+
+    return run(args, console)
+
+
 # --------------------------------------------------------------------- parser --
 
 COMMANDS: tuple[Command, ...] = (
@@ -455,10 +467,15 @@ COMMANDS: tuple[Command, ...] = (
             configure_p4, run_p4),
     Command("demo-model", "train the demo model and write it as ONNX",
             configure_demo_model, run_demo_model),
+    Command("testbed", "the Mininet testbed: run the demo end to end, or open its CLI (root)",
+            configure_testbed, run_testbed),
 )
 
 
-def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[Command] = COMMANDS,
+                 selected: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``dcia``; with ``selected``, only that subcommand's arguments are
+    declared (the testbed's pull in Mininet: other commands need not import it)."""
     parser = argparse.ArgumentParser(
         prog="dcia", description="Distributed Collaborative Inference Acceleration toolkit"
     )
@@ -466,14 +483,17 @@ def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentPar
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in commands:
         p = sub.add_parser(command.name, help=command.help, description=command.help)
-        command.configure(p)
+        if selected is None or command.name == selected:
+            command.configure(p)
         p.set_defaults(run=command.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dcia`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    selected = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(selected=selected).parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     # finsy warns about every switch without gNMI (BMv2 has none) and logs a traceback for
     # each failed session; every such failure reaches the user as the one-line error of

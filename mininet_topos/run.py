@@ -1,6 +1,7 @@
-"""`make run`: the testbed demo, end to end, and `make cli`: the same network at Mininet's prompt.
+"""`dcia testbed run` (`make run`): the testbed demo, end to end, and `dcia testbed cli`
+(`make cli`): the same network at Mininet's prompt.
 
-    python -m mininet_topos.run --topology topologies/linear.toml --target embedded --requests 100
+    dcia testbed run --topology topologies/linear.toml --target embedded --requests 100
 
 1. quantizes the demo model (models/digits.onnx, calibrated on its training images) and
    plans its split along the topology's path (controller.planner);
@@ -17,9 +18,10 @@
 A node that dies during the run (a switch process, the cloud server, the edge agent)
 does not cost the answers already received: the run finishes, reports the node as lost
 and the requests that went unanswered by status, saves the results and exits with
-status 1 (the network failed; also when any request went unanswered). 2: a wrong option.
+status 1 (the network failed; also when any request went unanswered). 2: a wrong option
+or any other error, in one line (dcia's convention).
 
-``--cli`` stops after step 2 with the cloud server running and leaves you at the Mininet
+``dcia testbed cli`` stops after step 2 with the cloud server running and leaves you at the Mininet
 prompt; ``exit`` tears everything down.
 """
 
@@ -38,26 +40,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from controller.demo_model import MODEL_PATH, digits_split
-from dcia.model import QuantizedModel
-from controller.onnx_import import import_onnx
+from controller.demo_model import load_demo
 from controller.planner import Constraints, Objective, Plan, plan
-from controller.quantize import quantize
 from controller.topology import load_topology
 from dcia.artifacts import Pipeline
-from dcia.errors import DciaError
+from dcia.model import QuantizedModel
 from dcia.targets import free_tcp_port
 from hosts.edge_agent import RequestResult
 from mininet_topos.p4switch import resolve_target
 from mininet_topos.testbed import NodeLost, Shaping, SwitchCounters, Testbed, terminate_on_signals
 
 log = logging.getLogger(__name__)
-
-
-def demo_model() -> tuple[QuantizedModel, object]:
-    """The quantized demo model and the digits split it was trained on."""
-    split = digits_split()
-    return quantize(import_onnx(MODEL_PATH), split.x_train), split
 
 
 def stage_text(plan_: Plan) -> list[tuple[str, str]]:
@@ -156,8 +149,10 @@ def print_summary(console: Console, s: dict) -> None:
                   + ", ".join(f"{k}: {v}" for k, v in s["network_layers"].items()))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mininet_topos.run", description=__doc__.split("\n")[0])
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The options of ``dcia testbed run`` and ``dcia testbed cli``."""
+    parser.add_argument("action", choices=("run", "cli"),
+                        help="run: the demo end to end; cli: deploy, then open the Mininet CLI")
     parser.add_argument("--topology", type=Path, default=Path("topologies/linear.toml"))
     parser.add_argument("--path", help="which path of the topology (default: the first)")
     parser.add_argument("--target", default="auto", choices=["auto", "embedded", "bmv2"])
@@ -178,22 +173,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="directory of the compiled program (dcia.json, dcia.p4info.txtpb)")
     parser.add_argument("--free-ports", action="store_true",
                         help="P4Runtime on free local ports instead of the topology's")
-    parser.add_argument("--cli", action="store_true", help="deploy, then open the Mininet CLI")
     parser.add_argument("--clean-all", action="store_true",
                         help="first run Mininet's `mn -c` (kills every Mininet on this machine)")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    if not args.verbose:  # finsy warns on every connection that the switch has no gNMI
-        logging.getLogger("finsy").setLevel(logging.ERROR)
-    console = Console()
+
+
+def run_testbed(args: argparse.Namespace, console: Console) -> int:
+    """``dcia testbed run|cli``: 0 when every request was answered, 1 when the run lost a
+    node or a request (after writing its results); errors (DciaError) propagate."""
     try:
         with terminate_on_signals():
             return run(args, console)
-    except DciaError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        return 1
     except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C, or SIGTERM/SIGHUP (terminate_on_signals)
         console.print(f"interrupted ({type(exc).__name__}); everything was stopped")
         return 130 if isinstance(exc, KeyboardInterrupt) else int(exc.code or 1)
@@ -202,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace, console: Console) -> int:
     topology = load_topology(args.topology)
     target = resolve_target(args.target)
-    model, split = demo_model()
+    demo = load_demo()
+    model, split = demo.quantized, demo.split
     constraints = Constraints(objective=Objective(args.objective),
                               max_layers_per_switch=args.max_layers_per_switch)
     plan_ = plan(model.layers, topology.route(args.path), constraints)
@@ -232,7 +222,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         console.print("model deployed: " + ", ".join(
             f"{s.node} {list(s.layers)}" for s in plan_.stages if s.node in topology.switches))
         cloud = bed.start_cloud(model_file, path=args.path)
-        if args.cli:
+        if args.action == "cli":
             return open_cli(bed, console, model_file, inputs_file, plan_, args.path)
         before = bed.counters()
         with Progress(TextColumn("inference"), BarColumn(), MofNCompleteColumn(),
@@ -290,7 +280,3 @@ def open_cli(bed: Testbed, console: Console, model_file: Path, inputs_file: Path
     setLogLevel("output")  # what the CLI's commands print
     CLI(bed.net)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -31,7 +31,7 @@ pytest.importorskip("mininet.net", reason="Mininet is not importable (scripts/bo
 from controller.planner import Constraints, plan  # noqa: E402
 from dcia.targets import find_bmv2  # noqa: E402
 from mininet_topos import testbed as tb  # noqa: E402
-from mininet_topos.run import demo_model  # noqa: E402
+from controller.demo_model import load_demo  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_IMAGES = 360
@@ -75,7 +75,7 @@ def make_run(run_dir: Path, kill: str, when: str, *extra: str) -> tuple[int, str
     the model is deployed; ``edge``: the edge agent runs); returns the exit status, the
     output and the seconds from the kill to the exit."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mininet_topos.run", "--target", "embedded", "--free-ports",
+        [sys.executable, "-m", "controller.cli", "testbed", "run", "--target", "embedded", "--free-ports",
          "--run-dir", str(run_dir), "--timeout", "0.2", *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -143,7 +143,8 @@ def bed(request, tmp_path, linear, free_ports):
 
 
 def test_the_edge_counts_every_request_after_a_switch_dies_mid_run(bed, linear, tmp_path):
-    model, split = demo_model()
+    demo = load_demo()
+    model, split = demo.quantized, demo.split
     spread = plan(model.layers, linear.route(), Constraints(max_layers_per_switch=1))
     bed.deploy(model, spread)
     model_file = model.save(tmp_path / "model.json")

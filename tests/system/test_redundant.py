@@ -19,7 +19,7 @@ from controller.planner import plan  # noqa: E402
 from controller.topology import load_topology  # noqa: E402
 from dcia.targets import free_tcp_port  # noqa: E402
 from mininet_topos import testbed as tb  # noqa: E402
-from mininet_topos.run import demo_model  # noqa: E402
+from controller.demo_model import load_demo  # noqa: E402
 
 REDUNDANT = load_topology(Path(__file__).resolve().parents[2] / "topologies" / "redundant.toml")
 REQUESTS = 20
@@ -39,7 +39,8 @@ def test_each_end_of_each_path_reaches_the_other(bed):
 
 @pytest.mark.parametrize("path", ["primary", "backup"])
 def test_inference_along_either_path(bed, path, tmp_path):
-    model, split = demo_model()
+    demo = load_demo()
+    model, split = demo.quantized, demo.split
     route_plan = plan(model.layers, REDUNDANT.route(path))
     bed.deploy(model, route_plan)
     model_file = model.save(tmp_path / "model.json")

@@ -54,7 +54,7 @@ def test_a_failed_start_leaves_nothing_behind(monkeypatch, tmp_path, linear, fre
                          ids=["ctrl-c", "sigterm"])
 def test_a_signal_during_make_run_stops_everything(tmp_path, linear, signum, code):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mininet_topos.run", "--target", "embedded", "--free-ports",
+        [sys.executable, "-m", "controller.cli", "testbed", "run", "--target", "embedded", "--free-ports",
          "--run-dir", str(tmp_path)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = []
@@ -96,7 +96,7 @@ def test_a_sigkilled_make_run_leaves_nothing_behind(tmp_path, linear):
     signal) and a watchdog removes the rest (interfaces, Mininet's shells, the state file)."""
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mininet_topos.run", "--target", "embedded", "--free-ports",
+        [sys.executable, "-m", "controller.cli", "testbed", "run", "--target", "embedded", "--free-ports",
          "--run-dir", str(run_dir)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = []

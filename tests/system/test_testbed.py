@@ -28,7 +28,7 @@ pytest.importorskip("mininet.net", reason="Mininet is not importable (scripts/bo
 from controller.planner import Constraints, plan  # noqa: E402
 from dcia.targets import find_bmv2  # noqa: E402
 from mininet_topos import testbed as tb  # noqa: E402
-from mininet_topos.run import demo_model  # noqa: E402
+from controller.demo_model import load_demo  # noqa: E402
 
 SAMPLE = 200
 AFTER_LOSS = 60
@@ -36,7 +36,8 @@ AFTER_LOSS = 60
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, linear):
-    model, split = demo_model()
+    demo = load_demo()
+    model, split = demo.quantized, demo.split
     spread = plan(model.layers, linear.route(), Constraints(max_layers_per_switch=1))
     run_dir = tmp_path_factory.mktemp("testbed")
     model_file = model.save(run_dir / "model.json")
