@@ -18,7 +18,6 @@ that one is SIGKILLed and runs no clean-up of its own.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shutil
@@ -27,7 +26,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -37,7 +36,6 @@ log = logging.getLogger(__name__)
 
 BMV2_SEARCH = ("/opt/p4/bin", "/usr/local/bin", "/usr/bin")
 TARGETS = ("embedded", "bmv2")
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class TargetError(DciaError):
@@ -109,25 +107,23 @@ class SwitchConfig:
         return cmd
 
 
-def die_with_parent(signum: int = signal.SIGKILL) -> Callable[[], None]:
-    """A ``preexec_fn`` for subprocess.Popen: the child gets ``signum`` when its parent dies.
+def die_with_parent(argv: Sequence[str], signal_name: str = "KILL") -> list[str]:
+    """``argv`` run so that it gets ``signal_name`` when the process that starts it dies.
 
-    Linux's parent-death signal (prctl PR_SET_PDEATHSIG). It survives exec, also through
-    ``mnexec`` into a Mininet host's namespace, so it reaches the program itself. The
-    kernel sends it when the *thread* that started the child ends: start long-lived
-    children from the main thread. A child whose parent died before the prctl exits at once.
+    Linux's parent-death signal (PR_SET_PDEATHSIG), set by ``setpriv --pdeathsig``
+    (util-linux, an essential package on Debian and Ubuntu) just before it execs the
+    program; it survives that exec, and mnexec's into a Mininet host's namespace. The kernel sends it when the *thread* that started
+    the child ends: start long-lived children from the main thread.
 
-        subprocess.Popen(["sleep", "600"], preexec_fn=die_with_parent())
+    Not a ``preexec_fn``: Python then runs its at-fork handlers around the fork, in a
+    process whose gRPC threads (finsy's) make them unsafe. That made children abort
+    (gRPC's "epoll_wait error: Bad file descriptor") and swallowed a Ctrl-C that arrived
+    in a handler.
+
+    >>> die_with_parent(["sleep", "600"])
+    ['setpriv', '--pdeathsig', 'KILL', 'sleep', '600']
     """
-    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not after the fork
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, signum)
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return preexec
+    return ["setpriv", "--pdeathsig", signal_name, *argv]
 
 
 def free_tcp_port() -> int:
@@ -158,8 +154,8 @@ class SwitchProcess:
     def start(self, timeout: float = 20.0) -> SwitchProcess:
         out = open(self.stdout_path, "wb") if self.stdout_path else subprocess.DEVNULL
         log.info("starting %s: %s", self.target, " ".join(self.argv))
-        self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=die_with_parent())
+        self.proc = subprocess.Popen(die_with_parent(self.argv), stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
         host, port = self.config.grpc_addr.rsplit(":", 1)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

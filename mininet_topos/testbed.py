@@ -278,7 +278,7 @@ class Testbed:
     def popen(self, host: str, argv: list[str], **kwargs) -> subprocess.Popen:
         """Start ``argv`` in ``host``'s namespace (and cgroup); stopped with the testbed, and
         killed when the testbed's process dies (dcia.targets.die_with_parent)."""
-        proc = self.host(host).popen(argv, cwd=str(REPO), preexec_fn=die_with_parent(), **kwargs)
+        proc = self.host(host).popen(die_with_parent(argv), cwd=str(REPO), **kwargs)
         self.programs.append(proc)
         self._save_state()
         return proc
