@@ -6,12 +6,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: setup test run cli p4 p4-check bench clean help
+.PHONY: setup test run cli shell p4 p4-check bench clean help
 
 help:
 	@echo "make test      run the whole test suite (installs what it needs)"
 	@echo "make run       the testbed demo: Mininet, P4 switches, edge and cloud (RUN_ARGS=...)"
 	@echo "make cli       the same network, deployed, at the Mininet prompt"
+	@echo "make shell     p4runtime-shell on a switch of the running testbed (SWITCH=s1, SHELL_ARGS=...)"
 	@echo "make bench     benchmarks: switch packet rates, deployment time (tables, results/*.json, *.png)"
 	@echo "make p4        compile p4src/dcia.p4 with p4c into p4src/build/ (needs p4c)"
 	@echo "make p4-check  check that p4src/build/ matches the P4 sources"
@@ -29,6 +30,11 @@ run: setup
 
 cli: setup
 	$(VENV)/bin/dcia testbed cli $(RUN_ARGS)
+
+# SHELL_ARGS: options of `dcia shell`, e.g. SHELL_ARGS="--topology topologies/redundant.toml"
+SWITCH ?= s1
+shell: setup
+	$(VENV)/bin/dcia shell $(SWITCH) $(SHELL_ARGS)
 
 p4: setup
 	$(VENV)/bin/dcia p4 compile

@@ -469,6 +469,9 @@ COMMANDS: tuple[Command, ...] = (
             configure_demo_model, run_demo_model),
     Command("testbed", "the Mininet testbed: run the demo end to end, or open its CLI (root)",
             configure_testbed, run_testbed),
+    Command("shell", "p4runtime-shell connected to one switch (its own virtual environment)",
+            lambda parser: __import__("controller.shell", fromlist=["configure"]).configure(parser),
+            lambda args, console: __import__("controller.shell", fromlist=["run"]).run(args, console)),
 )
 
 

@@ -2,7 +2,8 @@
 # Installs what the toolkit needs, idempotently, and is quick when all is there:
 #   1. Debian packages (Mininet, iproute2, ping, tcpdump, tshark, ethtool, python3-venv),
 #   2. a virtual environment in .venv with the project and its Python dependencies,
-#   3. Debian's Mininet Python package made importable from that environment.
+#   3. Debian's Mininet Python package made importable from that environment,
+#   4. p4runtime-shell in a virtual environment of its own, .venv-p4rt-shell (`dcia shell`).
 # Usage: scripts/bootstrap.sh            (from the repository root; needs root for step 1)
 set -euo pipefail
 
@@ -52,4 +53,26 @@ mininet_dir=$(/usr/bin/python3 -c 'import mininet, os; print(os.path.dirname(min
 if [[ $(readlink "$site/mininet" 2>/dev/null) != "$mininet_dir" ]]; then
     ln -sfn "$mininet_dir" "$site/mininet"
     log "linked Debian's Mininet ($mininet_dir) into $VENV"
+fi
+
+# p4runtime-shell (`dcia shell`) in a virtual environment of its own: it needs protobuf
+# below 3.21 and p4runtime 1.4.1, the project's environment protobuf 6. Every package is
+# pinned; a changed list rebuilds the environment from scratch. It ignores itself in git.
+SHELL_VENV=${P4RT_SHELL_VENV:-.venv-p4rt-shell}
+SHELL_PINS=(
+    p4runtime-shell==0.0.6 p4runtime==1.4.1 protobuf==3.20.3 grpcio==1.85.3
+    googleapis-common-protos==1.73.0 ipython==7.31.1 jedi==0.17.2 parso==0.7.1
+    traitlets==5.16.1 prompt_toolkit==3.0.53 Pygments==2.21.0 backcall==0.2.0
+    decorator==5.3.1 matplotlib-inline==0.2.2 pexpect==4.9.0 pickleshare==0.7.5
+    ptyprocess==0.7.0 typing_extensions==4.16.0 wcwidth==0.9.4
+)
+shell_stamp=$SHELL_VENV/.dcia-installed
+shell_want=$(printf '%s\n' "${SHELL_PINS[@]}" | sha256sum | cut -d' ' -f1)
+if [[ ! -f $shell_stamp || $(cat "$shell_stamp") != "$shell_want" ]]; then
+    log "installing p4runtime-shell into $SHELL_VENV"
+    "$PYTHON" -m venv --clear "$SHELL_VENV"
+    echo '*' >"$SHELL_VENV/.gitignore"
+    "$SHELL_VENV/bin/python" -m pip install -q --disable-pip-version-check "${SHELL_PINS[@]}"
+    "$SHELL_VENV/bin/python" -c 'import p4runtime_sh.shell'
+    echo "$shell_want" >"$shell_stamp"
 fi
