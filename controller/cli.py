@@ -9,6 +9,8 @@ functions and adding a ``Command`` to the tuple.
     dcia deploy --topology topologies/linear.toml --model models/digits.onnx --calibration digits
     dcia status --topology topologies/linear.toml
     dcia undeploy --topology topologies/linear.toml --model-id 1 --version 1
+    dcia routes --topology topologies/linear.toml
+    dcia top --topology topologies/linear.toml --once
 
 Errors a user can cause (DciaError) print one line on stderr, ``error: ...``, and exit
 with status 2, like argparse's usage errors.
@@ -348,6 +350,21 @@ def _wire_id(text: str) -> int:
     return value
 
 
+def configure_routes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--topology", required=True, type=Path, help="topology TOML file")
+    parser.add_argument(
+        "--push-pipeline", choices=[p.value for p in PushPolicy], default=PushPolicy.IF_MISSING.value,
+        help="load the DCIA P4 program onto switches: if-missing (default), always, never",
+    )
+
+
+def run_routes(args: argparse.Namespace, console: Console) -> int:
+    topology = _topology_to_connect(args.topology)
+    written = asyncio.run(session.install_routes(topology, push=PushPolicy(args.push_pipeline)))
+    console.print("IPv4 routes installed: " + ", ".join(f"{name}: {n}" for name, n in written.items()))
+    return 0
+
+
 def configure_status(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topology", required=True, type=Path, help="topology TOML file")
 
@@ -452,6 +469,30 @@ def run_testbed(args: argparse.Namespace, console: Console) -> int:
     return run(args, console)
 
 
+def configure_top(parser: argparse.ArgumentParser) -> None:
+    from controller import top
+
+    top.configure(parser)
+
+
+def run_top(args: argparse.Namespace, console: Console) -> int:
+    from controller import top
+
+    return top.run(args, console)
+
+
+def configure_shell(parser: argparse.ArgumentParser) -> None:
+    from controller import shell
+
+    shell.configure(parser)
+
+
+def run_shell(args: argparse.Namespace, console: Console) -> int:
+    from controller import shell
+
+    return shell.run(args, console)
+
+
 # --------------------------------------------------------------------- parser --
 
 COMMANDS: tuple[Command, ...] = (
@@ -460,6 +501,8 @@ COMMANDS: tuple[Command, ...] = (
             configure_deploy, run_deploy),
     Command("undeploy", "remove one model version from every switch of a topology",
             configure_undeploy, run_undeploy),
+    Command("routes", "install every switch's IPv4 routes, derived from the topology",
+            configure_routes, run_routes),
     Command("status", "what each switch holds and what it counted", configure_status, run_status),
     Command("accuracy", "test accuracy of the float, int8 and split model (digit features)",
             configure_accuracy, run_accuracy),
@@ -469,9 +512,10 @@ COMMANDS: tuple[Command, ...] = (
             configure_demo_model, run_demo_model),
     Command("testbed", "the Mininet testbed: run the demo end to end, or open its CLI (root)",
             configure_testbed, run_testbed),
+    Command("top", "live view: per switch and agent, what is computed and counted per second",
+            configure_top, run_top),
     Command("shell", "p4runtime-shell connected to one switch (its own virtual environment)",
-            lambda parser: __import__("controller.shell", fromlist=["configure"]).configure(parser),
-            lambda args, console: __import__("controller.shell", fromlist=["run"]).run(args, console)),
+            configure_shell, run_shell),
 )
 
 

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -386,6 +387,10 @@ class SwitchStatus:
     """``ipv4_drops`` packets by reason (controller.entries.DROP_NAMES)."""
     layers_computed: dict[int, int] = field(default_factory=dict)
     """Layer index -> packets that computed it."""
+    tables: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Table name -> (entries installed, size), for every table of the program."""
+    read_at: float = 0.0
+    """``time.monotonic()`` when the counters were read (rates come from two readings)."""
     error: str | None = None
 
 
@@ -394,11 +399,17 @@ async def switch_status(endpoint: SwitchEndpoint, pipeline: Pipeline | None = No
     status = SwitchStatus(endpoint.name)
     try:
         async with connect(endpoint, pipeline or Pipeline.default(), push=PushPolicy.NEVER) as sw:
-            async for e in sw.read(fy.P4TableEntry(E.T_LAYERS)):
-                key = (e.match["model_id"], e.match["model_version"])
-                status.models.setdefault(key, []).append(e.match["layer"])
+            installed: dict[str, int] = {}
+            async for e in sw.read(fy.P4TableEntry()):
+                table = sw.p4info.tables[e.table_id].name
+                installed[table] = installed.get(table, 0) + 1
+                if table == E.T_LAYERS:
+                    key = (e.match["model_id"], e.match["model_version"])
+                    status.models.setdefault(key, []).append(e.match["layer"])
             for layers in status.models.values():
                 layers.sort()
+            status.tables = {t.name: (installed.get(t.name, 0), t.size) for t in sw.p4info.tables}
+            status.read_at = time.monotonic()
             for counter, names, into in ((E.C_STATS, E.STAT_NAMES, status.stats),
                                          (E.C_IPV4_DROPS, E.DROP_NAMES, status.drops)):
                 async for c in sw.read(fy.P4CounterEntry(counter)):

@@ -15,6 +15,7 @@ topologies and the controller read the same file later.
     gateway = "10.0.1.10"           # optional: default route and the gateway's MAC
     gateway_mac = "08:00:00:00:01:00"
     macs_per_s = 2e5                # capability fields (see Capability)
+    metrics = "127.0.0.1:9101"      # optional: its metric agent (dcia.metrics), host:port
 
     [switches.s1]                   # kind switch is implied
     grpc = "127.0.0.1:50001"        # P4Runtime server of the switch
@@ -61,7 +62,7 @@ _DIGITS = re.compile(r"[0-9]+")
 _HOSTNAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?")
 _CAPABILITY_FIELDS = frozenset(f.name for f in fields(Capability)) - {"name", "kind"}
 _INTERFACE_KEYS = frozenset({"ip", "mac", "gateway", "gateway_mac"})
-_HOST_KEYS = frozenset({"kind", "interfaces"}) | _INTERFACE_KEYS
+_HOST_KEYS = frozenset({"kind", "interfaces", "metrics"}) | _INTERFACE_KEYS
 _SWITCH_KEYS = frozenset({"kind", "grpc", "device_id", "tls"})
 _LINK_KEYS = frozenset({"endpoints", "bandwidth_mbps", "delay_ms", "loss_pct"})
 _TOP_KEYS = frozenset({"name", "description", "hosts", "switches", "links", "paths"})
@@ -91,6 +92,9 @@ class Host:
 
     capability: Capability
     interfaces: tuple[Interface, ...]
+    metrics: str | None = None
+    """``host:port`` of the node's metric agent (dcia.metrics), where the controller reads
+    its live record; None: the topology's record is all there is."""
 
     @property
     def name(self) -> str:
@@ -360,7 +364,11 @@ class _Parser:
         if not isinstance(raw, list) or not raw:
             raise TopologyError(f"host {name}: interfaces must be a list of {{ ip, mac }} tables")
         interfaces = tuple(_interface(f"host {name} interface {i}", t) for i, t in enumerate(raw))
-        return Host(_capability(name, table, _HOST_KEYS), interfaces)
+        metrics = table.get("metrics")
+        if metrics is not None and _grpc_address(metrics) is None:
+            raise TopologyError(f"host {name}: metrics must be the address of its metric agent "
+                                f"\"host:port\", like \"127.0.0.1:9101\", not {metrics!r}")
+        return Host(_capability(name, table, _HOST_KEYS), interfaces, metrics)
 
     def switch(self, name: str, table: Mapping[str, Any]) -> Switch:
         _check_keys(f"switch {name}", table, _SWITCH_KEYS | _CAPABILITY_FIELDS)

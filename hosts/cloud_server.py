@@ -14,9 +14,12 @@ another tensor is computed on its own and never poisons the answer of the real o
 datagram stops the server: an answer it cannot send (a source port of 0, a source it has
 no route to) is logged and counted in ``send_errors``.
 
-    python -m hosts.cloud_server --model run/model.json --stats run/cloud.json
+    python -m hosts.cloud_server --model run/model.json --stats run/cloud.json --metrics 0.0.0.0:9100
 
-runs until SIGINT or SIGTERM and then writes its counters (``CloudStats``) as JSON.
+runs until SIGINT or SIGTERM and then writes its counters (``CloudStats``) as JSON. With
+``--metrics`` it is a metric agent (dcia.metrics): its capability record (the models it
+holds, its measured time per layer and per request, its load: the share of the last
+interval it spent computing) and its counters at ``/capability.json`` and ``/metrics``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import logging
 import signal
 import socket
 import sys
+import threading
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -35,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dcia.capability import Capability
+from dcia.metrics import MetricsEndpoint
 from dcia.model import QuantizedModel
 from dcia.wire import DCIA_UDP_PORT, Flag, Status, decode, is_answer, malformation, peek
 from hosts import messages
@@ -63,6 +70,8 @@ class CloudStats:
     send_errors: int = 0
     """Answers the socket refused to send (logged; the server goes on)."""
     layers_computed: int = 0
+    busy_s: float = 0.0
+    """Time spent computing answers (not waiting for datagrams)."""
     arrivals: Counter = field(default_factory=Counter)
     errors_by_status: Counter = field(default_factory=Counter)
 
@@ -99,6 +108,8 @@ class CloudServer:
         self.cache: OrderedDict[tuple[str, int, int, bytes], bytes] = OrderedDict()
         self.cache_size = cache_size
         self.stats = CloudStats()
+        self._lock = threading.Lock()  # the metrics endpoint reads from its own thread
+        self._last = (time.monotonic(), 0.0)  # (when, busy_s) at the last capability()
 
     def handle(self, payload: bytes, source: Source) -> bytes | None:
         """The answer to one datagram from ``source``, or None for answers that strayed here."""
@@ -112,12 +123,15 @@ class CloudServer:
             self.cache.move_to_end(key)
             self.stats.retries += 1
             return cached
+        started = time.perf_counter()
         self.stats.requests += 1
         try:
             answer = self._answer(payload)
         except Exception:  # a bug must cost one request, not the server
             log.exception("request %d from %s failed", request_id, source[0])
             answer = messages.error_answer(payload, Status.INTERNAL)
+        with self._lock:
+            self.stats.busy_s += time.perf_counter() - started
         head = peek(answer)
         if int(head.flags) & Flag.ERROR:
             self.stats.errors += 1
@@ -128,6 +142,29 @@ class CloudServer:
         if len(self.cache) > self.cache_size:
             self.cache.popitem(last=False)
         return answer
+
+    def capability(self, name: str) -> tuple[Capability, dict[str, float]]:
+        """This server's record now and its counters (a dcia.metrics snapshot).
+
+        ``load`` is the share of the time since the previous call spent computing;
+        ``layer_time_s`` and ``delay_s`` are means over all requests so far.
+        """
+        with self._lock:
+            now, busy = time.monotonic(), self.stats.busy_s
+            then, busy_then = self._last
+            self._last = (now, busy)
+            stats = self.stats
+            counters = {"requests": stats.requests, "answered": stats.answered,
+                        "errors": stats.errors, "retries": stats.retries,
+                        "layers_computed": stats.layers_computed, "busy_seconds": busy}
+        load = min(1.0, (busy - busy_then) / (now - then)) if now > then else 0.0
+        fields = {"load": load,
+                  "models": [{"model_id": m, "version": v} for m, v in sorted(self.models)]}
+        if counters["layers_computed"]:
+            fields["layer_time_s"] = busy / counters["layers_computed"]
+        if counters["requests"]:
+            fields["delay_s"] = busy / counters["requests"]
+        return Capability.nominal(name, "cloud", **fields), counters
 
     def _answer(self, payload: bytes) -> bytes:
         problem = malformation(payload)
@@ -181,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=DCIA_UDP_PORT)
     parser.add_argument("--stats", type=Path, help="write the counters here as JSON on exit")
     parser.add_argument("--cache", type=int, default=CACHE_SIZE, help="answers kept for retries")
+    parser.add_argument("--metrics", metavar="HOST:PORT",
+                        help="serve the capability record and counters over HTTP here")
+    parser.add_argument("--name", default="cloud", help="the node's name in its record")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -193,11 +233,19 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    endpoint = None
+    if args.metrics:
+        host, _, port = args.metrics.rpartition(":")
+        endpoint = MetricsEndpoint(lambda: server.capability(args.name), host or "0.0.0.0",
+                                   int(port)).start()
+        print(f"cloud server metrics at http://{endpoint.address}/metrics", flush=True)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
         sock.bind((args.bind, args.port))
         print(f"cloud server listening on {args.bind}:{args.port}", flush=True)
         serve(server, sock, stop)
+    if endpoint is not None:
+        endpoint.stop()
     if args.stats:
         args.stats.write_text(json.dumps(server.stats.to_dict(), indent=1) + "\n")
     return 0

@@ -120,3 +120,11 @@ def test_a_wrong_device_id_is_one_line_without_a_traceback(topology):
     assert line.startswith("error: switch s1: ") and "is device_id 7 in the topology this switch's?" in line
     untouched = dcia("status", "--topology", topology)
     assert untouched.stderr.count("has no P4 program") == 3, untouched.stderr
+
+
+def test_routes_are_installed_on_every_switch(topology):
+    out = dcia("routes", "--topology", topology)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == "IPv4 routes installed: s1: 2, s2: 2, s3: 2".split()
+    again = dcia("routes", "--topology", topology)   # replaces what is there
+    assert again.returncode == 0 and again.stdout == out.stdout

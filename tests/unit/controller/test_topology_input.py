@@ -154,3 +154,13 @@ def test_missing_tls_files_are_named(tmp_path: Path) -> None:
     (tmp_path / "s2.key").rmdir()
     (tmp_path / "s2.key").write_text("key")
     check_tls_files(topo)
+
+
+def test_a_host_names_its_metric_agent() -> None:
+    data = tomllib.loads(LINEAR)
+    data["hosts"]["h2"]["metrics"] = "127.0.0.1:9101"
+    topology = parse_topology(data)
+    assert topology.hosts["h2"].metrics == "127.0.0.1:9101" and topology.hosts["h1"].metrics is None
+    for bad in ("9101", "127.0.0.1:0", 9101, "host name:9101"):
+        data["hosts"]["h2"]["metrics"] = bad
+        refused(data, "host h2: metrics must be the address of its metric agent")
