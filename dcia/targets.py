@@ -126,6 +126,20 @@ def die_with_parent(argv: Sequence[str], signal_name: str = "KILL") -> list[str]
     return ["setpriv", "--pdeathsig", signal_name, *argv]
 
 
+def process_start_time(pid: int) -> int | None:
+    """The process's start time (clock ticks after boot), None if it is gone or a zombie.
+
+    With the pid it names one process for good: a recorded (pid, start time) pair does not
+    match a later process that reuses the pid.
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(") ", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return None if fields[0] == "Z" else int(fields[19])
+
+
 def free_tcp_port() -> int:
     """An unused TCP port on 127.0.0.1."""
     with socket.socket() as s:

@@ -56,7 +56,7 @@ from pathlib import Path
 from controller.routes import host_routes
 from controller.topology import Topology, check_tls_files, load_topology
 from dcia.errors import DciaError
-from dcia.targets import SwitchConfig, SwitchProcess, die_with_parent, find_bmv2
+from dcia.targets import SwitchConfig, SwitchProcess, die_with_parent, find_bmv2, process_start_time
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +209,8 @@ class StandaloneLab:
         self.stop()
 
     def _save_state(self) -> None:
-        processes = [[s.proc.pid, _start_time(s.proc.pid)] for s in self.switches.values() if s.proc]
-        processes += [[p.pid, _start_time(p.pid)] for p in self.programs]
+        processes = [[s.proc.pid, process_start_time(s.proc.pid)] for s in self.switches.values() if s.proc]
+        processes += [[p.pid, process_start_time(p.pid)] for p in self.programs]
         partial = self.state_file.with_suffix(".part")
         partial.write_text(json.dumps({
             "owner": os.getpid(), "topology": self.topology.name, "target": self.target,
@@ -338,13 +338,13 @@ def remove_leftovers(prefix: str, layout: Layout | None = None) -> list[str]:
     state_file = STATE_DIR / f"{prefix}.json"
     state = _read_state(state_file)
     removed = []
-    pids = [pid for pid, started in state.get("processes", []) if _start_time(pid) == started]
+    pids = [pid for pid, started in state.get("processes", []) if process_start_time(pid) == started]
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
             removed.append(f"process {pid}")
     deadline = time.monotonic() + 5
-    while any(_start_time(p) is not None for p in pids) and time.monotonic() < deadline:
+    while any(process_start_time(p) is not None for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     namespaces = dict.fromkeys([*state.get("namespaces", []), *(layout.namespaces if layout else [])])
     interfaces = dict.fromkeys([*state.get("interfaces", []), *(layout.root_interfaces if layout else [])])
@@ -385,16 +385,6 @@ def _read_state(state_file: Path) -> dict:
     except (FileNotFoundError, ValueError):
         return {}
     return state if isinstance(state, dict) else {}
-
-
-def _start_time(pid: int) -> int | None:
-    """The process's start time (clock ticks after boot), None if it is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(") ", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return None
-    return None if fields[0] == "Z" else int(fields[19])
 
 
 def _stop(proc: subprocess.Popen, timeout: float = 5.0) -> None:

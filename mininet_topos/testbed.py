@@ -58,7 +58,7 @@ from controller.topology import Topology
 from dcia.artifacts import Pipeline
 from dcia.errors import DciaError
 from dcia.model import QuantizedModel
-from dcia.targets import die_with_parent
+from dcia.targets import die_with_parent, process_start_time
 from hosts.edge_agent import RequestResult
 from mininet_topos.p4switch import P4Switch
 from mininet_topos.topos import DciaTopo
@@ -204,8 +204,8 @@ class Testbed:
             if isinstance(node, P4Switch) and node.process and node.process.proc:
                 pids.append(node.process.proc.pid)
         STATE_DIR.mkdir(parents=True, exist_ok=True)
-        processes = [(pid, started) for pid in pids if (started := _start_time(pid)) is not None]
-        owner = [os.getpid(), _start_time(os.getpid())]
+        processes = [(pid, started) for pid in pids if (started := process_start_time(pid)) is not None]
+        owner = [os.getpid(), process_start_time(os.getpid())]
         partial = self.state_file.with_suffix(".part")
         partial.write_text(json.dumps({
             "processes": processes, "owner": owner,
@@ -435,7 +435,7 @@ def leftovers(topology: Topology, processes: list[tuple[int, int]] | None = None
     if processes is None:
         found += [f"process {pid}" for pid in _recorded_pids(STATE_DIR / f"{topology.name}.json")]
     else:
-        found += [f"process {pid}" for pid, started in processes if _start_time(pid) == started]
+        found += [f"process {pid}" for pid, started in processes if process_start_time(pid) == started]
     return found
 
 
@@ -464,7 +464,7 @@ def watch(state_file: Path, owner: tuple[int, int]) -> None:
     with contextlib.suppress(ProcessLookupError):
         pidfd = os.pidfd_open(pid)
         try:
-            if _start_time(pid) == started:
+            if process_start_time(pid) == started:
                 select.select([pidfd], [], [])  # readable once the process has ended
         finally:
             os.close(pidfd)
@@ -479,7 +479,7 @@ def watch(state_file: Path, owner: tuple[int, int]) -> None:
 def start_watchdog(state_file: Path, log_file: Path) -> subprocess.Popen:
     """Start ``watch`` for this process in a process of its own (its own session: neither
     Ctrl-C nor this process's death reaches it); stop it once this process has cleaned up."""
-    owner = f"{os.getpid()}:{_start_time(os.getpid())}"
+    owner = f"{os.getpid()}:{process_start_time(os.getpid())}"
     with open(log_file, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "mininet_topos.testbed", "--watch",
                                  str(state_file), "--owner", owner],
@@ -546,7 +546,7 @@ def _recorded_pids(state_file: Path) -> list[int]:
     """The recorded processes that still run: same id *and* same start time (no reused id)."""
     try:
         recorded = _read_state(state_file)["processes"]
-        return [pid for pid, started in recorded if _start_time(pid) == started]
+        return [pid for pid, started in recorded if process_start_time(pid) == started]
     except (KeyError, TypeError, ValueError):
         return []
 
@@ -557,21 +557,11 @@ def _owner(state_file: Path) -> int | None:
         pid, started = _read_state(state_file)["owner"]
     except (KeyError, TypeError, ValueError):
         return None
-    return pid if _start_time(pid) == started else None
-
-
-def _start_time(pid: int) -> int | None:
-    """The process's start time (clock ticks after boot), None if it is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(") ", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return None
-    return None if fields[0] == "Z" else int(fields[19])
+    return pid if process_start_time(pid) == started else None
 
 
 def _alive(pid: int) -> bool:
-    return _start_time(pid) is not None
+    return process_start_time(pid) is not None
 
 
 @contextlib.contextmanager

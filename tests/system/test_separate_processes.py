@@ -40,7 +40,7 @@ from controller.demo_model import load_demo
 from controller.deployment import endpoints
 from controller.session import switch_status
 from controller.topology import load_topology
-from dcia.targets import TargetError, find_bmv2
+from dcia.targets import TargetError, find_bmv2, process_start_time
 from mininet_topos import standalone as sa
 
 pytestmark = [
@@ -271,9 +271,9 @@ def test_a_killed_lab_loses_its_switches_and_down_removes_the_rest(tmp_path):
         up.kill()
         up.wait(timeout=10)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(sa._start_time(p) for p in switches):
+        while time.monotonic() < deadline and any(process_start_time(p) for p in switches):
             time.sleep(0.1)
-        assert not any(sa._start_time(p) for p in switches)
+        assert not any(process_start_time(p) for p in switches)
         assert nothing_left("dsa-kill") != []  # namespaces and bridge outlive a SIGKILL
         down = succeeded(command(sys.executable, "-m", "mininet_topos.standalone", "down",
                                  "--prefix", "dsa-kill"))

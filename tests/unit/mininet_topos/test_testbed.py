@@ -12,6 +12,7 @@ pytest.importorskip("mininet.net", reason="Mininet is not importable (scripts/bo
 
 from controller.topology import parse_topology  # noqa: E402
 from mininet_topos import testbed as tb  # noqa: E402
+from dcia.targets import process_start_time  # noqa: E402
 
 TOPOLOGY = parse_topology({
     "name": "dcia-unit-test",
@@ -38,8 +39,8 @@ def state_file(tmp_path):
 
 def record(state_file, processes, owner):
     state_file.write_text(json.dumps({
-        "processes": [[p.pid, tb._start_time(p.pid)] for p in processes],
-        "owner": [owner.pid, tb._start_time(owner.pid)],
+        "processes": [[p.pid, process_start_time(p.pid)] for p in processes],
+        "owner": [owner.pid, process_start_time(owner.pid)],
     }))
 
 
@@ -47,7 +48,7 @@ def test_a_crashed_runs_processes_are_stopped_by_id(state_file, sleeper):
     owner = subprocess.Popen([sys.executable, "-c", "pass"])
     record(state_file, [sleeper], owner)
     owner.wait()  # the run that wrote the state is gone; its switch process is not
-    assert tb.leftovers(TOPOLOGY, [(sleeper.pid, tb._start_time(sleeper.pid))])
+    assert tb.leftovers(TOPOLOGY, [(sleeper.pid, process_start_time(sleeper.pid))])
     tb.clean_stale(TOPOLOGY, state_file)
     assert sleeper.wait(timeout=5) is not None
     assert not state_file.exists()
