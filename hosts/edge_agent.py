@@ -21,7 +21,10 @@ counted in ``strays`` and dropped.
     python -m hosts.edge_agent --model run/model.json --cloud 10.0.2.2 --edge-layers 1 \\
         --inputs run/inputs.npy
 
-prints one JSON line per request (``RequestResult``) as the answers come in.
+prints one JSON line per request (``RequestResult``) as the answers come in. With
+``--metrics HOST:PORT`` it is a metric agent (dcia.metrics): its record (the edge layers it
+runs, measured time per edge layer, ``delay_s`` the mean answer time: the path's round
+trip as the edge sees it) and its counters at ``/capability.json`` and ``/metrics``.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dcia.capability import Capability
+from dcia.metrics import MetricsEndpoint
 from dcia.model import QuantizedModel
 from dcia.wire import DCIA_UDP_PORT, Flag, is_answer, malformation, peek
 from hosts import messages
@@ -127,6 +132,20 @@ class EdgeAgent:
         """Requests in a row that timed out."""
         self.given_up: asyncio.Future | None = None
         """Done once the agent has given up the path (made in ``run``)."""
+        self.counts = {"requests": 0, "answered": 0, "errors": 0, "unanswered": 0,
+                       "sends": 0, "edge_seconds": 0.0, "answer_seconds": 0.0}
+        """Totals for the metric agent (``capability``)."""
+
+    def capability(self, name: str) -> tuple[Capability, dict[str, float]]:
+        """This edge's record now and its counters (a dcia.metrics snapshot)."""
+        counts = dict(self.counts, strays=self.strays)
+        fields = {"models": [{"model_id": self.model.model_id, "version": self.model.version,
+                              "layers": list(range(self.edge_layers))}]}
+        if counts["requests"] and self.edge_layers:
+            fields["layer_time_s"] = counts["edge_seconds"] / (counts["requests"] * self.edge_layers)
+        if counts["answered"]:
+            fields["delay_s"] = counts["answer_seconds"] / counts["answered"]
+        return Capability.nominal(name, "edge", **fields), counts
 
     def _new_request_id(self) -> int:
         while True:
@@ -158,6 +177,8 @@ class EdgeAgent:
     async def _request(self, transport, index: int, x: Sequence[int]) -> RequestResult:
         started = time.perf_counter()
         activation = self.model.forward_int(np.asarray(x, dtype=np.int64), 0, self.edge_layers)
+        self.counts["requests"] += 1
+        self.counts["edge_seconds"] += time.perf_counter() - started
         rid = self._new_request_id()
         payload = messages.tensor_request(
             model_id=self.model.model_id, version=self.model.version, request_id=rid,
@@ -171,6 +192,7 @@ class EdgeAgent:
                 if self.given_up.done():
                     return self._unanswered(index, rid, started, attempts, "abandoned")
                 attempts += 1
+                self.counts["sends"] += 1
                 transport.sendto(payload, (self.cloud, self.port))
                 await asyncio.wait((future, self.given_up), timeout=wait,
                                    return_when=asyncio.FIRST_COMPLETED)
@@ -189,13 +211,15 @@ class EdgeAgent:
         latency = time.perf_counter() - started
         msg = messages.parse(answer)
         problem = malformation(msg)
-        if problem or int(msg.flags) & Flag.ERROR:
+        ok = not (problem or int(msg.flags) & Flag.ERROR)
+        self.counts["answered" if ok else "errors"] += 1
+        if not ok:
             status = f"error {msg.status}" if not problem else f"error bad answer: {problem}"
             return RequestResult(index, rid, -1, [], latency, attempts, msg.net_layers, -1, status)
+        self.counts["answer_seconds"] += latency
         logits = list(msg.elems)
         return RequestResult(index, rid, int(np.argmax(logits)), logits, latency, attempts,
                              msg.net_layers, self.edge_layers + msg.net_layers, "ok")
-
 
     def _count_silence(self) -> None:
         """One more request timed out; after ``give_up_after`` in a row, give up the path."""
@@ -205,9 +229,9 @@ class EdgeAgent:
                         "remaining requests are abandoned", self.silent, self.cloud)
             self.given_up.set_result(None)
 
-    @staticmethod
-    def _unanswered(index: int, rid: int, started: float, attempts: int,
+    def _unanswered(self, index: int, rid: int, started: float, attempts: int,
                     status: str) -> RequestResult:
+        self.counts["unanswered"] += 1
         return RequestResult(index, rid, -1, [], time.perf_counter() - started, attempts, 0,
                              -1, status)
 
@@ -232,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=DCIA_UDP_PORT, help="the cloud's UDP port")
     parser.add_argument("--local-port", type=int, default=DCIA_UDP_PORT,
                         help="UDP port to send from and receive answers on")
+    parser.add_argument("--metrics", metavar="HOST:PORT",
+                        help="serve the capability record and counters over HTTP here")
+    parser.add_argument("--name", default="edge", help="the node's name in its record")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -247,7 +274,16 @@ def main(argv: list[str] | None = None) -> int:
     def emit(result: RequestResult) -> None:
         print(json.dumps(asdict(result)), flush=True)
 
-    results = asyncio.run(agent.run(inputs, emit))
+    endpoint = None
+    if args.metrics:
+        host, _, port = args.metrics.rpartition(":")
+        endpoint = MetricsEndpoint(lambda: agent.capability(args.name), host or "0.0.0.0",
+                                   int(port)).start()
+    try:
+        results = asyncio.run(agent.run(inputs, emit))
+    finally:
+        if endpoint is not None:
+            endpoint.stop()
     return 0 if all(r.ok for r in results) else 1
 
 

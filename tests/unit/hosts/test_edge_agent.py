@@ -121,3 +121,23 @@ def test_an_answer_from_an_address_that_may_not_answer_is_counted_and_dropped(mo
             thread.join(10)
     assert results[0].ok and results[0].logits == model.forward_int(xs).tolist()[0]
     assert edge.strays == 1
+
+
+def test_the_edge_advertises_what_it_did(model, digits):
+    """The edge's metric-agent record and counters follow its requests, also over HTTP."""
+    from dcia.capability import LoadedModel, NodeKind
+    from dcia.metrics import MetricsEndpoint, fetch
+
+    xs = model.quantize_input(digits.x_test[:20])
+    with LoopbackCloud(model, drop=lambda n: n == 3) as cloud:
+        edge = agent(model, cloud, edge_layers=2, retry=RetryPolicy(0.2, 2.0, 3))
+        with MetricsEndpoint(lambda: edge.capability("h1")) as endpoint:
+            results = asyncio.run(edge.run(xs))
+            record, counters = fetch(endpoint.address)
+    assert all(r.ok for r in results)
+    assert record.kind is NodeKind.EDGE and record.name == "h1"
+    assert record.models == (LoadedModel(model.model_id, model.version, (0, 1)),)
+    assert counters["requests"] == counters["answered"] == 20 and counters["errors"] == 0
+    assert counters["sends"] == 21          # one answer lost: one request sent twice
+    assert record.delay_s == pytest.approx(sum(r.latency_s for r in results) / 20)
+    assert record.layer_time_s == pytest.approx(counters["edge_seconds"] / 40)
