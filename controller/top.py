@@ -110,7 +110,7 @@ async def _read(topology: Topology) -> tuple[list[SwitchStatus], list[HostReadin
 async def _round(topology: Topology, interval_s: float, previous):
     if previous is None:
         previous = await _read(topology)
-        await asyncio.sleep(interval_s)
+    await asyncio.sleep(interval_s)
     now = await _read(topology)
     switches = []
     for before, after in zip(previous[0], now[0]):
