@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from embedded_switch.calculations import make_calc
 from embedded_switch.errors import PipelineError
 from embedded_switch.layout import Layout
-from embedded_switch.packet import ALIAS_PREFIXES, CORE_ERRORS, STANDARD_FIELDS
+from embedded_switch.packet import ALIAS_PREFIXES, STANDARD_FIELDS, error_codes
 from embedded_switch.program import Program
 from embedded_switch.runtime import Counter, MeterArray, Register
 
@@ -37,7 +37,7 @@ class Module:
         self.lines: list[str] = []
         self.consts: dict[Any, str] = {}
         self.sm = self._standard_metadata()
-        self.errors = dict(CORE_ERRORS) | program.errors
+        self.errors = error_codes(program.errors)
         self.counters = {c.name: Counter(c.name, c.size) for c in program.counters.values()}
         self.meters: dict[str, MeterArray] = {}
         for m in program.meters.values():

@@ -29,7 +29,7 @@ from embedded_switch.controls import Controls
 from embedded_switch.errors import PipelineError
 from embedded_switch.expressions import Body, count_subexpressions
 from embedded_switch.layout import HeaderLayout, Layout
-from embedded_switch.packet import CORE_ERRORS, MAX_PARSER_STATES, TRACE_LOG, PacketAbort, ParserExit
+from embedded_switch.packet import MAX_PARSER_STATES, TRACE_LOG, PacketAbort, ParserExit, error_codes
 from embedded_switch.parser import compile_parser
 from embedded_switch.primitives import emit_primitive
 from embedded_switch.program import (ActionDef, ChecksumInfo, DeparserInfo, Program, describe, hex_value,
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------- generated helpers --
 
-def _make_helpers(layout: Layout) -> dict:
+def _make_helpers(layout: Layout, errors: dict[str, int]) -> dict:
     """The functions and tables the generated code calls, by the names it uses."""
     HV = [h.valid for h in layout.headers.values()]
     HF = [h.slots for h in layout.headers.values()]
@@ -49,7 +49,7 @@ def _make_helpers(layout: Layout) -> dict:
 
     def _last(idxs, nxt):
         if nxt <= 0 or nxt > len(idxs):
-            raise ParserExit(CORE_ERRORS["StackOutOfBounds"])
+            raise ParserExit(errors["StackOutOfBounds"])
         return idxs[nxt - 1]
 
     def _elem(hids, i):
@@ -130,7 +130,7 @@ def _make_helpers(layout: Layout) -> dict:
         start = P.off * 8 + off
         end = start + width
         if (end + 7) // 8 > len(P.data):
-            raise ParserExit(CORE_ERRORS["PacketTooShort"])
+            raise ParserExit(errors["PacketTooShort"])
         b0, b1 = start // 8, (end + 7) // 8
         v = int.from_bytes(P.data[b0:b1], "big")
         return (v >> (b1 * 8 - end)) & ((1 << width) - 1)
@@ -203,7 +203,7 @@ class Compiler:
         if not isinstance(version, list) or not version or version[0] != 2:
             raise PipelineError(f"__meta__.version {version!r}: only BMv2 JSON format 2.x is supported")
         self.program, self.layout = program, Layout(program)
-        self.module = Module(program, self.layout, drop_port, _make_helpers(self.layout))
+        self.module = Module(program, self.layout, drop_port, _make_helpers(self.layout, error_codes(program.errors)))
         if program.extern_instances:
             names = ", ".join(program.extern_instances)
             raise PipelineError(f"extern_instances: extern instances are not supported ({names})")
@@ -326,11 +326,13 @@ class Compiler:
         name = f"u{h.hid}"
         body = []
         if h.vl:
-            body += [f"if L < 0 or L % 8 or L > {h.max_vl}: raise ParserExit({errors['HeaderTooShort']})",
-                     f"e = o + {h.nbits // 8} + (L >> 3)"]
+            # BMv2's order: a length that is not whole bytes, then the packet, then the maximum
+            body += [f"if L < 0 or L % 8: raise ParserExit({errors['ParserInvalidArgument']})",
+                     f"e = o + {h.nbits // 8} + (L >> 3)",
+                     f"if e > len(d): raise ParserExit({errors['PacketTooShort']})",
+                     f"if L > {h.max_vl}: raise ParserExit({errors['HeaderTooShort']})"]
         else:
-            body.append(f"e = o + {h.nbits // 8}")
-        body.append(f"if e > len(d): raise ParserExit({errors['PacketTooShort']})")
+            body += [f"e = o + {h.nbits // 8}", f"if e > len(d): raise ParserExit({errors['PacketTooShort']})"]
         if h.fields:
             body.append("v = int.from_bytes(d[o:e], 'big')")
         for pos, (_, width, signed, idx) in enumerate(h.fields):

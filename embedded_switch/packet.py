@@ -16,8 +16,23 @@ TRACE_LOG = logging.getLogger("embedded_switch.trace")  # per packet: parser sta
 INSTANCE_NORMAL, INSTANCE_INGRESS_CLONE, INSTANCE_EGRESS_CLONE = 0, 1, 2
 INSTANCE_RECIRC, INSTANCE_REPLICATION, INSTANCE_RESUBMIT = 4, 5, 6
 
-CORE_ERRORS = {"NoError": 0, "PacketTooShort": 1, "NoMatch": 2, "StackOutOfBounds": 3,
-               "HeaderTooShort": 4, "ParserTimeout": 5, "ParserInvalidArgument": 6}
+CORE_ERRORS = ("NoError", "PacketTooShort", "NoMatch", "StackOutOfBounds", "HeaderTooShort", "ParserTimeout",
+               "ParserInvalidArgument")
+
+
+def error_codes(declared: dict[str, int]) -> dict[str, int]:
+    """The `error` enum as BMv2 numbers it: the JSON's values, then each core error the
+    JSON leaves out, numbered on from its largest value (BMv2's ErrorCodeMap::add_core).
+
+    >>> error_codes({"NoError": 0, "BadKind": 1})["ParserInvalidArgument"]
+    7
+    """
+    codes = dict(declared)
+    nxt = max(codes.values(), default=-1) + 1
+    for name in CORE_ERRORS:
+        if name not in codes:
+            codes[name], nxt = nxt, nxt + 1
+    return codes
 
 MAX_PARSER_STATES = 100_000  # a parser looping without consuming bytes ends with ParserTimeout
 

@@ -157,8 +157,12 @@ def _verify(body: Body, kind: str, ps: list, where: str) -> None:
 def _advance(body: Body, kind: str, ps: list, where: str) -> None:
     """advance (bits) and shift (bytes): skip input without extracting it."""
     n = body.data(body.ex(ps[0]))
-    nbytes = f"{n.code}" if kind == "shift" else f"({n.code}) // 8"
-    body.emit(f"_n = P.off + {nbytes}")
+    if kind == "shift":
+        body.emit(f"_n = P.off + {n.code}")
+    else:  # BMv2 refuses to advance by bits that do not make whole bytes
+        body.emit(f"_n = {n.code}")
+        body.emit(f"if _n % 8: raise ParserExit({body.module.errors['ParserInvalidArgument']})")
+        body.emit("_n = P.off + (_n >> 3)")
     body.emit(f"if _n > len(P.data): raise ParserExit({body.module.errors['PacketTooShort']})")
     body.emit("P.off = _n")
 

@@ -1,0 +1,87 @@
+"""Constructs the embedded switch once refused at load time, or ran otherwise than BMv2
+(issue 10). Each runs on a variant of a committed conformance program's p4c output,
+changed where p4c emits the construct, and the same frames go through BMv2 where root
+and BMv2 are there (the parity marks, as in test_bmv2_parity.py)."""
+import copy
+import json
+import os
+
+import pytest
+
+from embedded_switch.switch import Switch
+from tests.conformance import test_bmv2_parity as parity_lab
+from tests.conformance.loader import PROGRAMS, eth
+
+on_bmv2 = pytest.mark.parametrize("target", ["embedded", pytest.param("bmv2", marks=[
+    pytest.mark.parity, pytest.mark.netns,
+    pytest.mark.skipif(parity_lab.BMV2 is None, reason="BMv2 simple_switch_grpc is not installed"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces and veth pairs")])])
+
+
+def variant(name: str, change) -> dict:
+    """programs/NAME.json as p4c made it, changed by `change(json)`."""
+    j = json.loads((PROGRAMS / f"{name}.json").read_text())
+    change(j)
+    return j
+
+
+def outputs(target: str, program: dict, frames: list[bytes], tmp_path, monkeypatch) -> list[list[tuple[int, bytes]]]:
+    """What `target` sends out of ports 1..4 for each frame entering port 1."""
+    if target == "embedded":
+        sw = Switch()
+        sw.load_pipeline(json.dumps(program).encode())
+        return [sorted((p, d) for p, d in sw.process(1, f) if 1 <= p <= parity_lab.PORTS) for f in frames]
+    (tmp_path / "variant.json").write_text(json.dumps(program))
+    monkeypatch.setattr(parity_lab, "PROGRAMS", tmp_path)
+    return parity_lab.bmv2_outputs("variant", frames)
+
+
+def states(j: dict) -> dict:
+    return {s["name"]: s for s in j["parsers"][0]["parse_states"]}
+
+
+def tables(j: dict) -> dict:
+    return {t["name"]: t for p in j["pipelines"] for t in p["tables"]}
+
+
+# ---------------------------------------------------- parser error codes (parser.p4) --
+# parser.p4's `special` state advances 16 bits, then extracts a tag; res.err (byte 14) is 0
+# NoError, 1 PacketTooShort, 4 BadKind (error 7), 9 any other error. The variant reaches
+# `special` without the value set, advances `bits` instead of 16, and its res.err 4 tests
+# for the error numbered `code` instead of BadKind.
+
+def error_variant(bits: int, code: int, drop_core_error: str | None = None) -> dict:
+    def change(j):
+        states(j)["check_special"]["transitions"] = [
+            {"type": "default", "value": None, "mask": None, "next_state": "special"}]
+        [adv] = [op for op in states(j)["special"]["parser_ops"] if op["op"] == "advance"]
+        adv["parameters"][0]["value"] = hex(bits)
+        [cond] = [c for c in j["pipelines"][0]["conditionals"] if c["expression"]["value"]["right"] == {
+            "type": "hexstr", "value": "0x7"}]
+        cond["expression"]["value"]["right"]["value"] = hex(code)
+        if drop_core_error:
+            j["errors"] = [e for e in j["errors"] if e[0] != drop_core_error]
+    return variant("parser", change)
+
+
+ERROR_FRAMES = [eth(0x1234) + b"\xAA\xBB\x09\x09tail", eth(0x1234) + b"\xAA"]
+
+
+@on_bmv2
+def test_advance_by_bits_that_are_not_whole_bytes_is_parser_invalid_argument(target, tmp_path, monkeypatch):
+    got = outputs(target, error_variant(12, 6), ERROR_FRAMES, tmp_path, monkeypatch)
+    assert [[d[14] for _, d in out] for out in got] == [[4], [4]]   # ParserInvalidArgument, long or short
+
+
+@on_bmv2
+def test_advance_by_whole_bytes_is_unchanged(target, tmp_path, monkeypatch):
+    got = outputs(target, error_variant(16, 6), ERROR_FRAMES, tmp_path, monkeypatch)
+    assert [[(d[14], d[18]) for _, d in out] for out in got] == [[(0, 9)], [(1, 0xFF)]]
+
+
+@on_bmv2
+def test_core_errors_the_json_leaves_out_are_numbered_after_its_largest(target, tmp_path, monkeypatch):
+    """The JSON declares BadKind 7 and not ParserInvalidArgument: BMv2 numbers that 8."""
+    program = error_variant(12, 8, drop_core_error="ParserInvalidArgument")
+    got = outputs(target, program, ERROR_FRAMES[:1], tmp_path, monkeypatch)
+    assert [[d[14] for _, d in out] for out in got] == [[4]]
