@@ -199,12 +199,12 @@ class Controls:
             raise PipelineError(f"{where}: const entry {i} has {len(ent.match_key)} key fields, "
                                 f"table has {len(tbl.kinds)}")
         key = []
-        for m, kind in zip(ent.match_key, tbl.kinds):
+        for m, kind, width in zip(ent.match_key, tbl.kinds, tbl.widths):
             kind_of_value = m.get("match_type")
             read = _CONST_MATCH.get(kind_of_value) if isinstance(kind_of_value, str) else None
             if read is None:
                 raise PipelineError(f"{where}: const entry {i}: unsupported match type '{kind_of_value}'")
-            key.append(read(m, kind, where))
+            key.append(read(m, kind, width, where))
         if ent.action_id not in t.action_ids:
             raise PipelineError(f"{where}: const entry {i}: action id {ent.action_id} not in table")
         act = self.actions[ent.action_id]
@@ -240,30 +240,34 @@ class Controls:
         amount = "P.ilen" if meter.rate_type == "bytes" else 1
         return [f"if e.meter is not None: F[{idx}] = e.meter.execute({amount})"]
 
-def _exact(m: dict, kind: str, where: str) -> M.MatchValue:
+def _exact(m: dict, kind: str, width: int, where: str) -> M.MatchValue:
     value = hex_value(m["key"], where)
     return M.OptionalMatch(value) if kind == "optional" else M.Exact(value)
 
 
-def _lpm(m: dict, kind: str, where: str) -> M.MatchValue:
-    return M.Lpm(hex_value(m["key"], where), int(m["prefix_length"]))
+def _lpm(m: dict, kind: str, width: int, where: str) -> M.MatchValue:
+    """BMv2 clears the value's bits beyond the prefix (p4c leaves them as written)."""
+    prefix_len = int(m["prefix_length"])
+    keep = ((1 << width) - 1) ^ ((1 << (width - prefix_len)) - 1) if 0 <= prefix_len <= width else -1
+    return M.Lpm(hex_value(m["key"], where) & keep, prefix_len)
 
 
-def _ternary(m: dict, kind: str, where: str) -> M.MatchValue:
-    """ternary and optional; an optional key field's all-zero mask is its wildcard."""
+def _ternary(m: dict, kind: str, width: int, where: str) -> M.MatchValue:
+    """ternary and optional; an optional key field's all-zero mask is its wildcard. BMv2
+    clears the value's bits outside the mask (p4c leaves them as written)."""
     value, mask = hex_value(m["key"], where), hex_value(m.get("mask", "0x" + "f" * 64), where)
     if kind == "optional":
         return M.OptionalMatch(value if mask else None)
-    return M.Ternary(value, mask)
+    return M.Ternary(value & mask, mask)
 
 
-def _range(m: dict, kind: str, where: str) -> M.MatchValue:
+def _range(m: dict, kind: str, width: int, where: str) -> M.MatchValue:
     return M.Range(hex_value(m["start"], where), hex_value(m["end"], where))
 
 
-def _valid(m: dict, kind: str, where: str) -> M.MatchValue:
+def _valid(m: dict, kind: str, width: int, where: str) -> M.MatchValue:
     return M.Valid(bool(m["key"]))
 
 
-_CONST_MATCH: dict[str, Callable[[dict, str, str], M.MatchValue]] = {
+_CONST_MATCH: dict[str, Callable[[dict, str, int, str], M.MatchValue]] = {
     "exact": _exact, "lpm": _lpm, "ternary": _ternary, "optional": _ternary, "range": _range, "valid": _valid}

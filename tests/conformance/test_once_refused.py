@@ -85,3 +85,35 @@ def test_core_errors_the_json_leaves_out_are_numbered_after_its_largest(target, 
     program = error_variant(12, 8, drop_core_error="ParserInvalidArgument")
     got = outputs(target, program, ERROR_FRAMES[:1], tmp_path, monkeypatch)
     assert [[d[14] for _, d in out] for out in got] == [[4]]
+
+
+# ------------------------------------------------- const entry masks (tables.p4) --
+# t_const's entries, written as p4c writes `0x1F &&& 0xF0` and `0x3F &&& 0xE0`; and t_lpm
+# given const entries `0xABCD/8` and `0x12FF/12`. BMv2 clears the bits the mask or prefix
+# leaves out. tables.p4's result: konst (byte 31 of the output), lpm (byte 26).
+
+def mask_variant() -> dict:
+    def change(j):
+        t = tables(j)
+        t["TblIngress.t_const"]["entries"][0]["match_key"][0]["key"] = "0x1f"
+        t["TblIngress.t_const"]["entries"][2]["match_key"][0]["key"] = "0x3f"
+        lpm = t["TblIngress.t_lpm"]
+        set_lpm = lpm["action_ids"][lpm["actions"].index("TblIngress.set_lpm")]
+        lpm["entries"] = [{"match_key": [{"match_type": "lpm", "key": key, "prefix_length": plen}],
+                           "action_entry": {"action_id": set_lpm, "action_data": [hex(v)]}, "priority": i + 1}
+                          for i, (key, plen, v) in enumerate((("0xabcd", 8, 1), ("0x12ff", 12, 2)))]
+    return variant("tables", change)
+
+
+MASK_CASES = [  # (t, l, konst, lpm)
+    (0x11, 0xAB12, 1, 1), (0x1F, 0xABCD, 1, 1), (0x25, 0x12F5, 3, 2), (0x05, 0x12FF, 0xCC, 2),
+    (0x3F, 0x1300, 3, 0xEE), (0x11, 0xAC00, 1, 0xEE),
+]
+
+
+@on_bmv2
+def test_const_entries_match_with_bits_outside_mask_or_prefix_cleared(target, tmp_path, monkeypatch):
+    frames = [eth(0x1234) + bytes([1]) + l.to_bytes(2, "big") + bytes([t, 0, 0, 0, 0]) for t, l, _, _ in MASK_CASES]
+    got = outputs(target, mask_variant(), frames, tmp_path, monkeypatch)
+    res = [[(d[len(f) + 6], d[len(f) + 1]) for _, d in out] for f, out in zip(frames, got)]
+    assert res == [[(konst, lpm)] for _, _, konst, lpm in MASK_CASES]
