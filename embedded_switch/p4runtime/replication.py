@@ -134,7 +134,10 @@ class Replication(Handler):
         legacy = self.pipeline.legacy_ports
         if which == "multicast_group_entry":
             wanted = msg.multicast_group_entry.multicast_group_id
-            for group_id, replicas in sorted(self.switch.mc_groups().items()):
+            groups = self.switch.mc_groups()
+            if wanted and wanted not in groups:  # as BMv2 answers a read of one missing group
+                raise not_found(f"Multicast group {wanted} does not exist")
+            for group_id, replicas in sorted(groups.items()):
                 if wanted and group_id != wanted:
                     continue
                 entry = p4r.MulticastGroupEntry(
@@ -149,7 +152,10 @@ class Replication(Handler):
                 )
         elif which == "clone_session_entry":
             wanted = msg.clone_session_entry.session_id
-            for session_id, session in sorted(self.switch.clone_sessions().items()):
+            sessions = self.switch.clone_sessions()
+            if wanted and wanted not in sessions:
+                raise not_found(f"Clone session id {wanted} does not exist")
+            for session_id, session in sorted(sessions.items()):
                 if wanted and session_id != wanted:
                     continue
                 entry = p4r.CloneSessionEntry(

@@ -543,6 +543,14 @@ def test_multicast_groups_and_clone_sessions(client):
     assert client.read(fy.P4MulticastGroupEntry()) == []
 
 
+def test_reading_one_missing_group_or_session_is_not_found_as_in_bmv2(client):
+    """BMv2 answers a read of one multicast group or clone session that does not exist with
+    NOT_FOUND (a wildcard read of none is an empty answer on both)."""
+    for missing in (fy.P4MulticastGroupEntry(7), fy.P4CloneSessionEntry(7)):
+        assert rpc_error(client.read, missing).code() == grpc.StatusCode.NOT_FOUND
+    assert client.read(fy.P4CloneSessionEntry()) == []
+
+
 def _replica(value):
     """finsy decodes a replica as a port, a (port, instance) pair or a P4Replica."""
     if isinstance(value, int):
