@@ -31,6 +31,8 @@ def decode_action(
     action = schema.actions[msg.action_id]
     if msg.action_id not in scopes:
         raise invalid(f"action '{action.name}' is not an action of {where}")
+    if not action.in_json:
+        raise invalid(f"action '{action.name}' of {where} is in the P4Info but not in the BMv2 JSON")
     scope = scopes[msg.action_id]
     if default and scope == p4i.ActionRef.TABLE_ONLY:
         raise permission_denied(

@@ -13,6 +13,7 @@ key fields, parameters and widths. A mismatch is an INVALID_ARGUMENT naming what
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -21,6 +22,8 @@ from finsy.proto import p4i, p4t
 
 from embedded_switch.p4runtime.codec import PRIORITY_KINDS, MatchField
 from embedded_switch.p4runtime.status import invalid
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -47,6 +50,7 @@ class ActionSchema:
     id: int
     name: str
     params: tuple[Param, ...]
+    in_json: bool = True  # False: only the P4Info has it (BMv2 loads such a pair; no entry may use it)
 
 
 @dataclass(frozen=True)
@@ -228,7 +232,13 @@ class _Binder:
 
     def _action(self, msg: p4i.Action) -> ActionSchema:
         name = msg.preamble.name
-        info = self._lookup("action", self.program.actions, name)
+        if name not in self.program.actions:
+            # p4c names NoAction in the P4Info of some programs (nested switch statements)
+            # whose JSON has none; BMv2 loads them and refuses only entries that use it
+            log.warning("P4Info action '%s' does not exist in the BMv2 JSON: no entry can use it", name)
+            params = tuple(Param(p.id, p.name, p.bitwidth) for p in msg.params)
+            return ActionSchema(msg.preamble.id, name, params, in_json=False)
+        info = self.program.actions[name]
         json_params = {p.name: (i, p.bitwidth) for i, p in enumerate(info.params)}
         if len(msg.params) != len(json_params):
             raise invalid(
@@ -278,7 +288,7 @@ class _Binder:
             fields.append((index, MatchField(mf.id, mf.name, mf.bitwidth, kind, json_kind)))
         for ref in msg.action_refs:
             action = actions[ref.id]
-            if action.name not in info.action_names:
+            if action.in_json and action.name not in info.action_names:
                 raise invalid(
                     f"P4Info table '{name}' lists action '{action.name}',"
                     " which the BMv2 JSON table does not have"

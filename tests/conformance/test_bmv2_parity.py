@@ -24,15 +24,16 @@ pytestmark = [
 ]
 
 
-def bmv2_outputs(program: str, frames: list[bytes], writes: list | None = None) -> list[list[tuple[int, bytes]]]:
-    """What BMv2 sends out of each port for each frame entering port 1 (after `writes`,
-    finsy P4Runtime updates, if any)."""
+def bmv2_outputs(program: str, frames: list[bytes], writes: list | None = None,
+                 target: str = "bmv2") -> list[list[tuple[int, bytes]]]:
+    """What BMv2 (or another `target` process) sends out of each port for each frame
+    entering port 1 (after `writes`, finsy P4Runtime updates, if any)."""
     with NetLab("par", ports=PORTS) as lab:
         config = SwitchConfig(ports={p: lab.switch_ifname(p) for p in range(1, PORTS + 1)},
                               grpc_addr=f"127.0.0.1:{free_tcp_port()}", device_id=0, log_level="error",
                               json_path=PROGRAMS / f"{program}.json")
         try:
-            proc = SwitchProcess("bmv2", config).start(timeout=15)
+            proc = SwitchProcess(target, config).start(timeout=15)
         except TargetError as exc:
             pytest.fail(str(exc))
         try:

@@ -117,3 +117,48 @@ def test_const_entries_match_with_bits_outside_mask_or_prefix_cleared(target, tm
     got = outputs(target, mask_variant(), frames, tmp_path, monkeypatch)
     res = [[(d[len(f) + 6], d[len(f) + 1]) for _, d in out] for f, out in zip(frames, got)]
     assert res == [[(konst, lpm)] for _, _, konst, lpm in MASK_CASES]
+
+
+# ------------------------------------- a P4Info action the JSON lacks (basic_fwd.p4) --
+# p4c's P4Info names NoAction for tables whose JSON (with nested switch statements) has
+# no such action. The variant drops NoAction from basic_fwd's JSON, keeps its P4Info, and
+# is set over P4Runtime: BMv2 takes the pair, forwards with the entries it accepts and
+# refuses an entry naming NoAction; so does the embedded switch.
+
+def p4info_only_action_variant() -> dict:
+    def change(j):
+        gone = {a["id"] for a in j["actions"] if a["name"] == "NoAction"}
+        j["actions"] = [a for a in j["actions"] if a["id"] not in gone]
+        for t in tables(j).values():
+            keep = [i for i, aid in enumerate(t["action_ids"]) if aid not in gone]
+            t["actions"] = [t["actions"][i] for i in keep]
+            t["action_ids"] = [t["action_ids"][i] for i in keep]
+            t["next_tables"].pop("NoAction", None)
+            if t["default_entry"]["action_id"] in gone:
+                t["default_entry"]["action_id"] = t["action_ids"][t["actions"].index("FwdIngress.drop")]
+    return variant("basic_fwd", change)
+
+
+@pytest.mark.parametrize("target", [pytest.param(t, marks=[
+    pytest.mark.parity, pytest.mark.netns,
+    pytest.mark.skipif(parity_lab.BMV2 is None and t == "bmv2", reason="BMv2 simple_switch_grpc is not installed"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces and veth pairs")])
+    for t in ("embedded", "bmv2")])
+def test_p4info_action_missing_from_the_json_loads_and_no_entry_can_use_it(target, tmp_path, monkeypatch):
+    import finsy as fy
+
+    (tmp_path / "variant.json").write_text(json.dumps(p4info_only_action_variant()))
+    (tmp_path / "variant.p4info.txtpb").write_text((PROGRAMS / "basic_fwd.p4info.txtpb").read_text())
+    monkeypatch.setattr(parity_lab, "PROGRAMS", tmp_path)
+    dmac = "FwdIngress.dmac"
+    forward = [+fy.P4TableEntry(dmac, match=fy.P4TableMatch({"hdr.ethernet.dstAddr": 0x0A0A0A0A0A0A}),
+                                action=fy.P4TableAction("FwdIngress.forward", port=3))]
+    frame = bytes.fromhex("0a0a0a0a0a0a" "020000000001" "88b5") + b"hello"
+    other = bytes.fromhex("0b0b0b0b0b0b" "020000000001" "88b5") + b"hello"
+    assert parity_lab.bmv2_outputs("variant", [frame, other], forward, target=target) == [[(3, frame)], []]
+    no_action = [+fy.P4TableEntry(dmac, match=fy.P4TableMatch({"hdr.ethernet.dstAddr": 0x0B0B0B0B0B0B}),
+                                  action=fy.P4TableAction("NoAction"))]
+    with pytest.raises(fy.P4ClientError) as refused:   # BMv2: UNKNOWN, with no message
+        parity_lab.bmv2_outputs("variant", [other], no_action, target=target)
+    if target == "embedded":
+        assert "'NoAction' of table 'FwdIngress.dmac' is in the P4Info but not in the BMv2 JSON" in str(refused.value)
