@@ -42,6 +42,7 @@ class MatchField:
     bitwidth: int
     kind: str  # exact | lpm | ternary | range | optional
     executor_kind: str = ""
+    executor_bitwidth: int = 0  # the BMv2 JSON's width where it differs (keys on expressions, slices, errors)
 
     @property
     def optional_as_ternary(self) -> bool:
@@ -99,6 +100,10 @@ def decode_field_match(field: MatchField, msg: p4r.FieldMatch) -> MatchValue:
             f"match field '{field.name}' is {field.kind} but the request gives {kind}"
         )
     width, name = field.bitwidth, f"match field '{field.name}'"
+    if field.executor_bitwidth and (field.executor_bitwidth + 7) // 8 != (width + 7) // 8:
+        # BMv2 takes the value in the P4Info's bytes and refuses it unless they are the JSON's
+        raise invalid(f"{name} is {width} bits in the P4Info but {field.executor_bitwidth} in the BMv2 JSON:"
+                      " no entry can match on it")
     match kind:
         case "exact":
             return Exact(decode_uint(msg.exact.value, width, name))

@@ -281,11 +281,18 @@ class _Binder:
                 raise invalid(f"{where} does not exist in the BMv2 JSON")
             index, key = json_key[mf.name]
             if key.bitwidth != mf.bitwidth:
-                raise invalid(f"{where} is {mf.bitwidth} bits but {key.bitwidth} in the BMv2 JSON")
+                # p4c's P4Info and JSON disagree on keys on expressions, slices and errors
+                # (0 bits: a string in the P4Info). BMv2 loads them, takes values in the
+                # P4Info's width and matches in the JSON's; values in other bytes than the
+                # JSON's it refuses, and a pair that can only give those is refused here
+                if mf.bitwidth and (mf.bitwidth + 7) // 8 != (key.bitwidth + 7) // 8:
+                    raise invalid(f"{where} is {mf.bitwidth} bits but {key.bitwidth} in the BMv2 JSON")
+                log.warning("%s is %d bits but %d in the BMv2 JSON", where, mf.bitwidth, key.bitwidth)
             json_kind = str(key.match_kind).lower()
             if json_kind != kind and (kind, json_kind) != ("optional", "ternary"):
                 raise invalid(f"{where} is {kind} but {json_kind} in the BMv2 JSON")
-            fields.append((index, MatchField(mf.id, mf.name, mf.bitwidth, kind, json_kind)))
+            json_width = key.bitwidth if key.bitwidth != mf.bitwidth else 0
+            fields.append((index, MatchField(mf.id, mf.name, mf.bitwidth, kind, json_kind, json_width)))
         for ref in msg.action_refs:
             action = actions[ref.id]
             if action.in_json and action.name not in info.action_names:

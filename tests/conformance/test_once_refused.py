@@ -162,3 +162,48 @@ def test_p4info_action_missing_from_the_json_loads_and_no_entry_can_use_it(targe
         parity_lab.bmv2_outputs("variant", [other], no_action, target=target)
     if target == "embedded":
         assert "'NoAction' of table 'FwdIngress.dmac' is in the P4Info but not in the BMv2 JSON" in str(refused.value)
+
+
+# --------------------------- key widths the P4Info and JSON disagree on (basic_fwd.p4) --
+# p4c gives keys on expressions, slices and `error` fields one width in the P4Info and
+# another in the JSON (an error is a string, 0 bits, in the P4Info; 32 bits in the JSON).
+# BMv2 loads the pair, takes values in the P4Info's width and matches in the JSON's. The
+# variant gives dmac's 48-bit key `width` bits in the P4Info and is set over P4Runtime.
+
+def set_key_width(tmp_path, monkeypatch, width: int) -> None:
+    (tmp_path / "variant.json").write_text((PROGRAMS / "basic_fwd.json").read_text())
+    info = (PROGRAMS / "basic_fwd.p4info.txtpb").read_text()
+    at = info.index("bitwidth: 48", info.index('name: "hdr.ethernet.dstAddr"'))
+    (tmp_path / "variant.p4info.txtpb").write_text(info[:at] + f"bitwidth: {width}" + info[at + 12:])
+    monkeypatch.setattr(parity_lab, "PROGRAMS", tmp_path)
+
+
+TARGETS = [pytest.param(t, marks=[
+    pytest.mark.parity, pytest.mark.netns,
+    pytest.mark.skipif(parity_lab.BMV2 is None and t == "bmv2", reason="BMv2 simple_switch_grpc is not installed"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces and veth pairs")])
+    for t in ("embedded", "bmv2")]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_key_narrower_in_the_p4info_takes_entries_and_matches_in_the_json_width(target, tmp_path, monkeypatch):
+    import finsy as fy
+
+    set_key_width(tmp_path, monkeypatch, 47)
+    entry = [+fy.P4TableEntry("FwdIngress.dmac", match=fy.P4TableMatch({"hdr.ethernet.dstAddr": 0x0A0A0A0A0A0A}),
+                              action=fy.P4TableAction("FwdIngress.forward", port=3))]
+    frame = bytes.fromhex("0a0a0a0a0a0a" "020000000001" "88b5") + b"hello"
+    other = bytes.fromhex("8a0a0a0a0a0a" "020000000001" "88b5") + b"hello"   # differs in bit 47 only
+    assert parity_lab.bmv2_outputs("variant", [frame, other], entry, target=target) == [[(3, frame)], []]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_key_of_zero_bits_in_the_p4info_loads(target, tmp_path, monkeypatch):
+    """As p4c writes an `error` key; the other table takes entries as before."""
+    import finsy as fy
+
+    set_key_width(tmp_path, monkeypatch, 0)
+    route = [+fy.P4TableEntry("FwdIngress.ipv4_lpm", match=fy.P4TableMatch({"hdr.ipv4.dstAddr": ("10.0.2.0", 24)}),
+                              action=fy.P4TableAction("FwdIngress.drop"))]
+    frame = bytes.fromhex("0a0a0a0a0a0a" "020000000001" "88b5") + b"hello"
+    assert parity_lab.bmv2_outputs("variant", [frame], route, target=target) == [[]]
