@@ -87,6 +87,33 @@ def test_core_errors_the_json_leaves_out_are_numbered_after_its_largest(target, 
     assert [[d[14] for _, d in out] for out in got] == [[4]]
 
 
+def varbit_variant(bits: int) -> dict:
+    """`special` extracts a varbit header of at most 2 bytes, `bits` long, instead of advancing."""
+    def change(j):
+        j["header_types"].append({"name": "vl_t", "id": len(j["header_types"]), "fields": [["v", "*"]],
+                                  "max_length": 2})
+        j["headers"].append({"name": "vl", "id": len(j["headers"]), "header_type": "vl_t", "metadata": False,
+                             "pi_omit": True})
+        length = {"type": "expression", "value": {"type": "expression", "value": {
+            "op": "&", "left": {"type": "hexstr", "value": hex(bits)}, "right": {"type": "hexstr", "value": "0xffff"}}}}
+        ops = states(j)["special"]["parser_ops"]
+        [at] = [i for i, op in enumerate(ops) if op["op"] == "advance"]
+        ops[at] = {"op": "extract_VL", "parameters": [{"type": "regular", "value": "vl"}, length]}
+    j = error_variant(16, 6)
+    change(j)
+    return j
+
+
+@on_bmv2
+@pytest.mark.parametrize("bits, errors", [(12, [4, 4]), (16, [0, 1]), (24, [9, 1])])
+def test_extract_vl_checks_whole_bytes_then_the_packet_then_the_maximum(target, bits, errors, tmp_path, monkeypatch):
+    """12 bits: ParserInvalidArgument (4, as the variant tests for it) even on a short
+    packet; 24 bits, past the 2-byte maximum: HeaderTooShort (9, another error), but
+    PacketTooShort (1) first on a short packet."""
+    got = outputs(target, varbit_variant(bits), ERROR_FRAMES, tmp_path, monkeypatch)
+    assert [[d[14] for _, d in out] for out in got] == [[e] for e in errors]
+
+
 # ------------------------------------------------- const entry masks (tables.p4) --
 # t_const's entries, written as p4c writes `0x1F &&& 0xF0` and `0x3F &&& 0xE0`; and t_lpm
 # given const entries `0xABCD/8` and `0x12FF/12`. BMv2 clears the bits the mask or prefix
