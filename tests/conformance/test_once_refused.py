@@ -234,3 +234,44 @@ def test_key_of_zero_bits_in_the_p4info_loads(target, tmp_path, monkeypatch):
                               action=fy.P4TableAction("FwdIngress.drop"))]
     frame = bytes.fromhex("0a0a0a0a0a0a" "020000000001" "88b5") + b"hello"
     assert parity_lab.bmv2_outputs("variant", [frame], route, target=target) == [[]]
+
+
+# ------------------------------- the same, on programs of their own, as p4c compiles them --
+
+def compiled(name: str) -> dict:
+    return variant(name, lambda j: None)
+
+
+# parser_errors.p4: res.err (byte 14) 0 NoError, 1 PacketTooShort, 4 HeaderTooShort,
+# 6 ParserInvalidArgument; the rest of the output is the frame as it came in, less the
+# bytes a successful advance skipped.
+VL, ADV = 0x9000, 0x9001
+PARSER_ERROR_CASES = [  # (ethertype, length in bits, rest of the packet, res.err)
+    (VL, 16, b"\x07\xAA\xBB\xCC", 0), (VL, 12, b"\x07\xAA\xBB\xCC", 6), (VL, 12, b"", 6),
+    (VL, 40, b"\x07" + bytes(5), 4), (VL, 40, b"\x07\x01", 1), (VL, 0, b"\x07", 0),
+    (ADV, 16, b"\x01\x02\x03", 0), (ADV, 12, b"\x01\x02\x03", 6), (ADV, 16, b"\x01", 1), (ADV, 20, b"", 6),
+]
+
+
+@on_bmv2
+def test_parser_errors_program(target, tmp_path, monkeypatch):
+    frames = [eth(ethertype) + bytes([bits]) + rest for ethertype, bits, rest, _ in PARSER_ERROR_CASES]
+    got = outputs(target, compiled("parser_errors"), frames, tmp_path, monkeypatch)
+    skipped = [bits // 8 if ethertype == ADV and err == 0 else 0 for ethertype, bits, _, err in PARSER_ERROR_CASES]
+    assert got == [[(1, f[:14] + bytes([err]) + f[14:15] + f[15 + n:])]
+                   for f, n, (*_, err) in zip(frames, skipped, PARSER_ERROR_CASES)]
+
+
+# const_masks.p4: p4c keeps 0xFF &&& 0x0F and 0xABCD/8 as written in the JSON (it only
+# warns, for the LPM entry, that P4Runtime wants the bits cleared).
+CONST_MASK_CASES = [  # (t, l, ternary result, lpm result)
+    (0x0F, 0xAB12, 1, 1), (0x3F, 0xABCD, 1, 1), (0x31, 0x12F5, 2, 2), (0xFF, 0x12FF, 1, 2),
+    (0x00, 0x1300, 0xEE, 0xEE), (0x35, 0xAC00, 2, 0xEE),
+]
+
+
+@on_bmv2
+def test_const_masks_program(target, tmp_path, monkeypatch):
+    frames = [eth(0x1234) + bytes([t]) + l.to_bytes(2, "big") for t, l, _, _ in CONST_MASK_CASES]
+    got = outputs(target, compiled("const_masks"), frames, tmp_path, monkeypatch)
+    assert got == [[(1, f + bytes([ternary, lpm]))] for f, (_, _, ternary, lpm) in zip(frames, CONST_MASK_CASES)]
