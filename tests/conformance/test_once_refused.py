@@ -275,3 +275,19 @@ def test_const_masks_program(target, tmp_path, monkeypatch):
     frames = [eth(0x1234) + bytes([t]) + l.to_bytes(2, "big") for t, l, _, _ in CONST_MASK_CASES]
     got = outputs(target, compiled("const_masks"), frames, tmp_path, monkeypatch)
     assert got == [[(1, f + bytes([ternary, lpm]))] for f, (_, _, ternary, lpm) in zip(frames, CONST_MASK_CASES)]
+
+
+# key_widths.p4: t_err's key is `standard_metadata.parser_error`, 0 bits in the P4Info;
+# t_expr's keys are computed (a + b, a[3:0], (bit<4>)b). The pair is set over P4Runtime.
+@pytest.mark.parametrize("target", TARGETS)
+def test_key_widths_program_loads_and_matches_computed_keys(target, tmp_path, monkeypatch):
+    import finsy as fy
+
+    for suffix in (".json", ".p4info.txtpb"):
+        (tmp_path / f"variant{suffix}").write_text((PROGRAMS / f"key_widths{suffix}").read_text())
+    monkeypatch.setattr(parity_lab, "PROGRAMS", tmp_path)
+    entry = [+fy.P4TableEntry("I.t_expr", match=fy.P4TableMatch({"sum": 0x15, "lo": 3, "cast": (2, 0xF)}),
+                              priority=1, action=fy.P4TableAction("I.set", v=0x77))]
+    hit, miss = eth(0x1234) + b"\x13\x02", eth(0x1234) + b"\x13\x03"
+    assert parity_lab.bmv2_outputs("variant", [hit, miss], entry, target=target) == \
+        [[(1, hit[:15] + b"\x77")], [(1, miss)]]
