@@ -213,11 +213,11 @@ def test_a_p4info_that_disagrees_with_the_json_is_refused_with_the_reason(bare):
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "hdr.ipv4.dst_addr" in error.details() and "16 bits" in error.details()
 
+    # An action the JSON lacks is not a disagreement BMv2 refuses: the pipeline loads and
+    # no entry can use the action (tests/conformance/test_once_refused.py).
     p4info = fy.P4Schema(P4INFO).p4info
     p4info.actions[0].preamble.name = "Ingress.no_such_action"
-    error = rpc_error(bare.set_pipeline, Action.VERIFY, p4info=p4info)
-    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "no_such_action" in error.details()
+    bare.set_pipeline(Action.VERIFY, p4info=p4info)
 
     error = rpc_error(bare.set_pipeline, device_config=b"{not json")
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT

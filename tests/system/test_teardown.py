@@ -52,18 +52,24 @@ def test_a_failed_start_leaves_nothing_behind(monkeypatch, tmp_path, linear, fre
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
                          ids=["ctrl-c", "sigterm"])
-def test_a_signal_during_make_run_stops_everything(tmp_path, linear, signum, code):
+def start_make_run(run_dir: Path) -> tuple[subprocess.Popen, list[str]]:
+    """``dcia testbed run`` in a subprocess, read until the model is deployed (at most 2 min)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "controller.cli", "testbed", "run", "--target", "embedded", "--free-ports",
-         "--run-dir", str(tmp_path)],
+        [sys.executable, "-m", "controller.cli", "testbed", "run", "--target", "embedded",
+         "--free-ports", "--run-dir", str(run_dir)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = []
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:
+        output.append(line)
+        if "model deployed" in line or time.monotonic() > deadline:
+            break
+    return proc, output
+
+
+def test_a_signal_during_make_run_stops_everything(tmp_path, linear, signum, code):
+    proc, output = start_make_run(tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        for line in proc.stdout:
-            output.append(line)
-            if "model deployed" in line or time.monotonic() > deadline:
-                break
         owned = tb.Testbed(linear).owned_processes()
         proc.send_signal(signum)  # while it starts the cloud and the edge
         rest, _ = proc.communicate(timeout=60)
@@ -95,17 +101,8 @@ def test_a_sigkilled_make_run_leaves_nothing_behind(tmp_path, linear):
     """No finally runs in a SIGKILLed process: its children die with it (parent-death
     signal) and a watchdog removes the rest (interfaces, Mininet's shells, the state file)."""
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "controller.cli", "testbed", "run", "--target", "embedded", "--free-ports",
-         "--run-dir", str(run_dir)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = []
+    proc, output = start_make_run(run_dir)
     try:
-        deadline = time.monotonic() + 120
-        for line in proc.stdout:
-            output.append(line)
-            if "model deployed" in line or time.monotonic() > deadline:
-                break
         deadline = time.monotonic() + 30
         while not _processes_with("hosts.cloud_server") and time.monotonic() < deadline:
             time.sleep(0.05)
