@@ -50,8 +50,6 @@ def test_a_failed_start_leaves_nothing_behind(monkeypatch, tmp_path, linear, fre
     assert tb.leftovers(linear, owned) == []
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
-                         ids=["ctrl-c", "sigterm"])
 def start_make_run(run_dir: Path) -> tuple[subprocess.Popen, list[str]]:
     """``dcia testbed run`` in a subprocess, read until the model is deployed (at most 2 min)."""
     proc = subprocess.Popen(
@@ -67,6 +65,8 @@ def start_make_run(run_dir: Path) -> tuple[subprocess.Popen, list[str]]:
     return proc, output
 
 
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["ctrl-c", "sigterm"])
 def test_a_signal_during_make_run_stops_everything(tmp_path, linear, signum, code):
     proc, output = start_make_run(tmp_path)
     try:
