@@ -12,8 +12,11 @@ functions and adding a ``Command`` to the tuple.
     dcia routes --topology topologies/linear.toml
     dcia top --topology topologies/linear.toml --once
 
-Errors a user can cause (DciaError) print one line on stderr, ``error: ...``, and exit
-with status 2, like argparse's usage errors.
+Exit status, the same for every subcommand: 0 done; 2 an error (a DciaError: bad input,
+an unreachable or refusing switch, a rolled-back deployment), printed as one line on
+stderr, ``error: ...``, like argparse's usage errors; 1 a command that ran to its end
+and reports a failure (``dcia testbed run`` that lost a node, after writing its results;
+``dcia shell --command`` whose code raised).
 """
 
 from __future__ import annotations
