@@ -6,6 +6,13 @@ P4Runtime server installs; packet-outs enter through `inject_from_cpu`. The swit
 own transmitted frames (PACKET_OUTGOING) are ignored. No frame stops the loop: a
 frame that cannot be handled is dropped with a log line and a counter.
 
+The same thread tells the switch whether each port is up (`Switch.set_port_status`, for
+watch ports): a port is up while its interface is IFF_RUNNING, i.e. its operstate is
+"up" or "unknown", the rule BMv2 applies to /sys/class/net/IF/operstate. The state is
+read once at start (SIOCGIFFLAGS) and then followed through the kernel's link
+notifications (an rtnetlink socket subscribed to RTMGRP_LINK), so a change reaches the
+switch as soon as the kernel announces it, with no polling interval.
+
 A port sees what BMv2 sees through libpcap: only its own interface's frames (the
 socket receives nothing until it is bound to it), each as it was on the wire, with the
 outer VLAN tag that Linux strips before a raw socket sees the frame put back
@@ -19,12 +26,15 @@ outer VLAN tag that Linux strips before a raw socket sees the frame put back
 from __future__ import annotations
 
 import collections
+import errno
+import fcntl
 import logging
 import os
 import selectors
 import socket
 import struct
 import threading
+from collections.abc import Iterator
 from typing import Callable
 
 from embedded_switch.errors import InvalidArgument
@@ -52,6 +62,75 @@ MAC_ADDRS = 12
 # tp_len, tp_snaplen, tp_mac, tp_net, tp_vlan_tci, tp_vlan_tpid.
 TPACKET_AUXDATA = struct.Struct("=IIIHHHH")
 AUXDATA_SPACE = socket.CMSG_SPACE(TPACKET_AUXDATA.size)
+
+# Link state. rtnetlink (<linux/rtnetlink.h>, <linux/if_link.h>): a datagram holds
+# messages, each a struct nlmsghdr (len, type, flags, seq, pid) and, for RTM_NEWLINK and
+# RTM_DELLINK, a struct ifinfomsg (family, type, index, flags, change) and attributes
+# (struct rtattr: len, type), 4-byte aligned. SIOCGIFFLAGS (<linux/sockios.h>) reads the
+# same flags for one interface (struct ifreq: name, then a short).
+NETLINK_ROUTE = 0
+RTMGRP_LINK = 1
+RTM_NEWLINK, RTM_DELLINK = 16, 17
+IFLA_IFNAME = 3
+IFF_RUNNING = 0x40
+SIOCGIFFLAGS = 0x8913
+NLMSGHDR = struct.Struct("=IHHII")
+IFINFOMSG = struct.Struct("=BxHiII")
+RTATTR = struct.Struct("=HH")
+IFREQ_FLAGS = struct.Struct("16sH")
+
+
+def link_events(data: bytes) -> Iterator[tuple[str, bool]]:
+    """(interface name, whether it is running) of each link message in an rtnetlink
+    datagram; a deleted interface is not running.
+
+    >>> name = b"veth1\\0\\0\\0"
+    >>> attr = RTATTR.pack(RTATTR.size + len(name), IFLA_IFNAME) + name
+    >>> body = IFINFOMSG.pack(0, 1, 7, IFF_RUNNING, 0) + attr
+    >>> msg = NLMSGHDR.pack(NLMSGHDR.size + len(body), RTM_NEWLINK, 0, 0, 0) + body
+    >>> list(link_events(msg))
+    [('veth1', True)]
+    """
+    offset = 0
+    while offset + NLMSGHDR.size <= len(data):
+        length, kind = NLMSGHDR.unpack_from(data, offset)[:2]
+        if length < NLMSGHDR.size:
+            return
+        end = min(offset + length, len(data))
+        body = offset + NLMSGHDR.size
+        if kind in (RTM_NEWLINK, RTM_DELLINK) and body + IFINFOMSG.size <= end:
+            flags = IFINFOMSG.unpack_from(data, body)[3]
+            at = body + IFINFOMSG.size
+            while at + RTATTR.size <= end:
+                alen, atype = RTATTR.unpack_from(data, at)
+                if alen < RTATTR.size:
+                    break
+                if atype == IFLA_IFNAME:
+                    name = data[at + RTATTR.size:at + alen].split(b"\0", 1)[0].decode(errors="replace")
+                    yield name, kind == RTM_NEWLINK and bool(flags & IFF_RUNNING)
+                    break
+                at += (alen + 3) & ~3
+        offset += (length + 3) & ~3
+
+
+def link_running(sock: socket.socket, ifname: str) -> bool:
+    """Whether ``ifname`` is IFF_RUNNING (operstate up or unknown), asked through ``sock``
+    (any socket of the switch's network namespace)."""
+    req = IFREQ_FLAGS.pack(ifname.encode(), 0)
+    flags = IFREQ_FLAGS.unpack(fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, req))[1]
+    return bool(flags & IFF_RUNNING)
+
+
+def _link_socket() -> socket.socket:
+    """An rtnetlink socket that receives every link change of this network namespace."""
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+    try:
+        s.bind((0, RTMGRP_LINK))
+        s.setblocking(False)
+    except OSError:
+        s.close()
+        raise
+    return s
 
 
 def parse_port_spec(spec: str) -> tuple[int, str]:
@@ -100,6 +179,8 @@ class PortSet:
         self.pcap_dir = pcap_dir
         self.stats = collections.Counter()
         self._socks: dict[int, socket.socket] = {}
+        self._by_name = {name: port for port, name in self.ports.items()}
+        self._links: socket.socket | None = None
         self._cpu_handler: Callable[[bytes], None] | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -109,8 +190,10 @@ class PortSet:
 
     # -- life cycle
     def start(self) -> None:
+        self._links = _link_socket()  # before the first reading: no change goes unseen
         for port, name in self.ports.items():
             self._socks[port] = self._open(name)
+        self._read_link_states()
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._rx_loop, name="dcia-switch-rx", daemon=True)
         self._thread.start()
@@ -125,6 +208,9 @@ class PortSet:
         for s in self._socks.values():
             s.close()
         self._socks.clear()
+        if self._links is not None:
+            self._links.close()
+            self._links = None
         for fd in (self._wake_r, self._wake_w):
             if fd >= 0:
                 os.close(fd)
@@ -185,14 +271,44 @@ class PortSet:
         for port, s in self._socks.items():
             sel.register(s, selectors.EVENT_READ, port)
         sel.register(self._wake_r, selectors.EVENT_READ, None)
+        sel.register(self._links, selectors.EVENT_READ, "links")
         try:
             while not self._stop.is_set():
                 for key, _ in sel.select(timeout=1.0):
                     if key.data is None:
                         continue
+                    if key.data == "links":
+                        self._link_changes()
+                        continue
                     self._drain(key.fileobj, key.data)
         finally:
             sel.close()
+
+    # -- link state
+    def _read_link_states(self) -> None:
+        for port, name in self.ports.items():
+            self.switch.set_port_status(port, link_running(self._socks[port], name))
+
+    def _link_changes(self) -> None:
+        for _ in range(64):
+            try:
+                data = self._links.recv(MAX_FRAME)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno != errno.ENOBUFS:
+                    self.stats["link_error"] += 1
+                    log.warning("link notifications failed: %s", exc)
+                    return
+                self.stats["link_overrun"] += 1  # notifications were lost: read every port again
+                log.warning("link notifications overran; reading every port's state again")
+                self._read_link_states()
+                continue
+            for name, running in link_events(data):
+                port = self._by_name.get(name)
+                if port is not None:
+                    self.stats["link_up" if running else "link_down"] += 1
+                    self.switch.set_port_status(port, running)
 
     def _drain(self, s: socket.socket, port: int) -> None:
         for _ in range(64):

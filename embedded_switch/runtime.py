@@ -5,9 +5,10 @@ them in place. Nothing here parses JSON or generates code.
 """
 from __future__ import annotations
 
+import heapq
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from embedded_switch.errors import NotFound
 
@@ -117,26 +118,107 @@ class Register:
             self.cells[index] = value & self.mask
 
 
+class GroupMember(NamedTuple):
+    """A member of an action selector group: `weight` copies of it in the choice, all out
+    of it while port `watch` is down (None: watches no port)."""
+    member: int
+    weight: int = 1
+    watch: int | None = None
+
+
+class Handles:
+    """Member handles as BMv2 gives them: the lowest free one first.
+
+    >>> h = Handles(); [h.take() for _ in range(3)]
+    [0, 1, 2]
+    >>> h.give(1); h.give(0); h.take(), h.take(), h.take()
+    (0, 1, 3)
+    """
+
+    def __init__(self):
+        self._next = 0
+        self._free: list[int] = []
+
+    def take(self) -> int:
+        if self._free:
+            return heapq.heappop(self._free)
+        self._next += 1
+        return self._next - 1
+
+    def give(self, handle: int) -> None:
+        heapq.heappush(self._free, handle)
+
+
 class ActionProfile:
-    """Members and groups of an action profile (with a selector: hash-based choice)."""
+    """Members and groups of an action profile (with a selector: hash-based choice).
+
+    A group is chosen from as BMv2 chooses with PI's weights: a member of weight w is w
+    target members (its own handle and w - 1 copies, shared by every group that needs
+    them, created and released as PI creates and releases them), and the selector's hash
+    modulo the number of active copies picks one, in handle order. A copy is active while
+    its member's watch port is up.
+    """
 
     def __init__(self, name: str, size: int, selector: Callable | None, actions: dict[int, ActionRt]):
         self.name, self.size, self.selector, self.actions = name, size, selector, actions
         self.members: dict[int, tuple[ActionRt, tuple]] = {}
-        self.member_order: dict[int, int] = {}  # member id -> creation rank (BMv2 handle order)
-        self.groups: dict[int, list[int]] = {}
+        self.handles: dict[int, list[int]] = {}  # member id -> its handles: own, then copies
+        self.groups: dict[int, list[GroupMember]] = {}  # by member id, as PI keeps them
         self.group_max: dict[int, int] = {}
-        self._rank = 0
+        self.choice: dict[int, list[int]] = {}  # group id -> member id of each active copy
+        self._handles = Handles()
 
-    def next_rank(self) -> int:
-        self._rank += 1
-        return self._rank
+    def add_member(self, member_id: int, action: tuple[ActionRt, tuple]) -> None:
+        self.members[member_id] = action
+        self.handles[member_id] = [self._handles.take()]
+
+    def remove_member(self, member_id: int) -> None:
+        del self.members[member_id]
+        for handle in self.handles.pop(member_id):
+            self._handles.give(handle)
+
+    def set_group(self, group_id: int, members: list[GroupMember] | None, down: set[int]) -> None:
+        """Make group `group_id` hold `members` (None: remove it), creating the copies
+        its weights need in member id order and releasing those no group needs any
+        more, newest first (PI's group_update_members on BMv2)."""
+        old = {m.member: m for m in self.groups.get(group_id, ())}
+        new = {m.member: m for m in members or ()}
+        touched = sorted(old.keys() | new.keys())
+        for member_id in touched:
+            handles = self.handles[member_id]
+            while len(handles) < (new[member_id].weight if member_id in new else 0):
+                handles.append(self._handles.take())
+        if members is None:
+            self.groups.pop(group_id, None)
+            self.group_max.pop(group_id, None)
+            self.choice.pop(group_id, None)
+        else:
+            self.groups[group_id] = sorted(new.values())
+        for member_id in touched:
+            needed = max((m.weight for g in self.groups.values() for m in g if m.member == member_id),
+                         default=1)
+            handles = self.handles[member_id]
+            while len(handles) > needed:
+                self._handles.give(handles.pop())
+        if members is not None:
+            self.refresh(group_id, down)
+
+    def refresh(self, group_id: int, down: set[int]) -> None:
+        """Recompute the copies group `group_id` chooses from, leaving out those whose
+        watch port is in `down`."""
+        self.choice[group_id] = [member for _, member in sorted(
+            (handle, m.member) for m in self.groups[group_id] if m.watch not in down
+            for handle in self.handles[m.member][:m.weight])]
+
+    def watching(self, port: int) -> list[int]:
+        """Ids of the groups with a member that watches `port`."""
+        return [gid for gid, members in self.groups.items() if any(m.watch == port for m in members)]
 
     def resolve(self, entry: Entry, F: list) -> tuple[ActionRt, tuple] | None:
         if entry.member is not None:
             return self.members.get(entry.member)
-        members = self.groups.get(entry.group)
-        if not members:
+        members = self.choice.get(entry.group)
+        if not members:  # an empty group, or one whose every member's watch port is down
             return None
         choice = members[self.selector(F) % len(members)] if len(members) > 1 else members[0]
         return self.members.get(choice)

@@ -34,7 +34,7 @@ from embedded_switch.match import check_width, normalize_key
 from embedded_switch.packet import (INSTANCE_EGRESS_CLONE, INSTANCE_INGRESS_CLONE, INSTANCE_NORMAL, INSTANCE_RECIRC,
                                     INSTANCE_REPLICATION, INSTANCE_RESUBMIT, TRACE_LOG, Pkt)
 from embedded_switch.program import Program
-from embedded_switch.runtime import ActionProfile, ActionRt, Entry, Meter, Table
+from embedded_switch.runtime import ActionProfile, ActionRt, Entry, GroupMember, Meter, Table
 
 DROP_PORT = 511
 PORT_LIMIT = 1 << 9          # v1model ports are bit<9>
@@ -85,6 +85,8 @@ class Switch:
         self._digest_handler: Callable[[str, list[int]], None] | None = None
         self._digests: list[tuple[str, list[int]]] = []
         self._trace = False
+        self._ports: set[int] = set()
+        self._down: set[int] = set()
         self.stats = collections.Counter()
 
     # ------------------------------------------------------------------ program --
@@ -297,8 +299,7 @@ class Switch:
             act = self._profile_action(prof, action, args)
             if prof.size and len(prof.members) >= prof.size:
                 raise ResourceExhausted(f"action profile '{profile}' is full ({prof.size} members)")
-            prof.members[member_id] = act
-            prof.member_order[member_id] = prof.next_rank()
+            prof.add_member(member_id, act)
 
     def member_modify(self, profile: str, member_id: int, action: str, args: list[int]) -> None:
         with self.lock:
@@ -313,22 +314,24 @@ class Switch:
             if member_id not in prof.members:
                 raise NotFound(f"action profile '{profile}' has no member {member_id}")
             for gid, mem in prof.groups.items():
-                if member_id in mem:
+                if any(m.member == member_id for m in mem):
                     raise InvalidArgument(f"member {member_id} is still in group {gid} of '{profile}'")
             for t in self._profile_tables(prof):
                 for e in t.entries.values():
                     if e.member == member_id:
                         raise InvalidArgument(f"member {member_id} is still used by entry {e.handle} of '{t.name}'")
-            del prof.members[member_id]
-            del prof.member_order[member_id]
+            prof.remove_member(member_id)
 
     def members(self, profile: str) -> dict[int, tuple[str, list[int]]]:
         with self.lock:
             prof = self._profile(profile)
             return {mid: (a.name, list(args)) for mid, (a, args) in prof.members.items()}
 
-    def group_set(self, profile: str, group_id: int, members: list[int], *, create: bool,
+    def group_set(self, profile: str, group_id: int, members: list[GroupMember | int], *, create: bool,
                   max_size: int = 0) -> None:
+        """Give group `group_id` of selector `profile` these members (member ids, or
+        `GroupMember`s with a weight and a watch port); `max_size` (at creation) bounds
+        the sum of their weights."""
         with self.lock:
             prof = self._profile(profile)
             if prof.selector is None:
@@ -337,15 +340,24 @@ class Switch:
                 raise AlreadyExists(f"action profile '{profile}' already has group {group_id}")
             if not create and group_id not in prof.groups:
                 raise NotFound(f"action profile '{profile}' has no group {group_id}")
-            if len(set(members)) != len(members):
-                raise InvalidArgument(f"group {group_id}: a member is listed twice")
-            for mid in members:
-                if mid not in prof.members:
-                    raise NotFound(f"action profile '{profile}' has no member {mid}")
+            members = [m if isinstance(m, GroupMember) else GroupMember(m) for m in members]
+            if len({m.member for m in members}) != len(members):
+                raise InvalidArgument(f"group {group_id}: a member is listed twice (give it a weight)")
+            for m in members:
+                if m.member not in prof.members:
+                    raise NotFound(f"action profile '{profile}' has no member {m.member}")
+                if not isinstance(m.weight, int) or m.weight < 1:
+                    raise InvalidArgument(f"group {group_id}: member {m.member} has weight {m.weight!r};"
+                                          " a weight is a positive integer")
+                if m.watch is not None and m.watch not in self._ports:
+                    raise InvalidArgument(f"group {group_id}: member {m.member} watches port {m.watch}, which "
+                                          f"this switch does not have (its ports: {self._port_list()})")
             limit = max_size if max_size else prof.group_max.get(group_id, 0)
-            if limit and len(members) > limit:
-                raise ResourceExhausted(f"group {group_id} holds at most {limit} members, got {len(members)}")
-            prof.groups[group_id] = sorted(members, key=prof.member_order.__getitem__)
+            total = sum(m.weight for m in members)
+            if limit and total > limit:
+                raise ResourceExhausted(f"group {group_id} holds at most {limit} (sum of weights), "
+                                        f"got {total}")
+            prof.set_group(group_id, members, self._down)
             if max_size:
                 prof.group_max[group_id] = max_size
 
@@ -358,12 +370,49 @@ class Switch:
                 for e in t.entries.values():
                     if e.group == group_id:
                         raise InvalidArgument(f"group {group_id} is still used by entry {e.handle} of '{t.name}'")
-            del prof.groups[group_id]
-            prof.group_max.pop(group_id, None)
+            prof.set_group(group_id, None, self._down)
 
-    def groups(self, profile: str) -> dict[int, list[int]]:
+    def groups(self, profile: str) -> dict[int, list[GroupMember]]:
+        """Each group's members, by member id."""
         with self.lock:
             return {g: list(m) for g, m in self._profile(profile).groups.items()}
+
+    def group_choice(self, profile: str, group_id: int) -> list[int]:
+        """The member ids a packet's hash chooses from (modulo their number): one per
+        active copy, in BMv2's handle order; empty when every watch port is down."""
+        with self.lock:
+            prof = self._profile(profile)
+            if group_id not in prof.groups:
+                raise NotFound(f"action profile '{profile}' has no group {group_id}")
+            return list(prof.choice[group_id])
+
+    # -------------------------------------------------------------------- ports --
+    def set_port_status(self, port: int, up: bool) -> None:
+        """Port `port` exists and is up (or down). Members watching a port that goes down
+        leave their groups' choice at once, and return when it comes up."""
+        with self.lock:
+            if not isinstance(port, int) or not 0 <= port < PORT_LIMIT:
+                raise InvalidArgument(f"port {port!r} out of range 0..{PORT_LIMIT - 1}")
+            was_down = port in self._down
+            self._ports.add(port)
+            if up:
+                self._down.discard(port)
+            else:
+                self._down.add(port)
+            if was_down == (not up):
+                return
+            self.log.info("port %d is %s", port, "up" if up else "down")
+            for prof in (self.cp.profiles.values() if self.cp else ()):
+                for gid in prof.watching(port):
+                    prof.refresh(gid, self._down)
+
+    def port_status(self) -> dict[int, bool]:
+        """Every port the switch has, and whether it is up."""
+        with self.lock:
+            return {p: p not in self._down for p in sorted(self._ports)}
+
+    def _port_list(self) -> str:
+        return ", ".join(map(str, sorted(self._ports))) or "none"
 
     # ------------------------------------------------ counters, meters, registers --
     @staticmethod

@@ -3,7 +3,8 @@
 The executor keeps the data-plane state (entries, members, groups, counters...). The
 P4Runtime server additionally remembers what only the controller cares about and must
 read back unchanged: entry cookies (`controller_metadata`, `metadata`), idle timeouts,
-group `max_size`, multicast group metadata, and whether a replica's port was sent as
+group `max_size`, the form in which each member's watch port was written, the weights of
+one-shot action sets, multicast group metadata, and whether a replica's port was sent as
 `port` bytes or as the deprecated `egress_port` number.
 """
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from finsy.proto import p4r
 
 from embedded_switch.p4runtime.schema import Schema
+from embedded_switch.p4runtime.selection import WatchPort
 
 #: Identity of a table entry that survives delete and re-insert: (table, key, priority).
 EntryKey = tuple[str, tuple, int]
@@ -36,6 +38,19 @@ class EntryCookie:
         return cls(msg.controller_metadata, msg.metadata, msg.idle_timeout_ns)
 
 
+@dataclass(frozen=True)
+class OneShotAction:
+    """One action of a one-shot action set: the hidden members that stand for its weight
+    (one each, created in a row, as PI creates them), and its watch port as written."""
+
+    members: tuple[int, ...]
+    watch: WatchPort
+
+    @property
+    def weight(self) -> int:
+        return len(self.members)
+
+
 @dataclass
 class Pipeline:
     """A committed ForwardingPipelineConfig, its schema and the server-side records."""
@@ -44,6 +59,10 @@ class Pipeline:
     schema: Schema
     cookies: dict[EntryKey, EntryCookie] = field(default_factory=dict)
     group_max_size: dict[tuple[str, int], int] = field(default_factory=dict)
+    #: Watch ports of a group's members as written: (profile, group id) -> member id -> port.
+    watch_ports: dict[tuple[str, int], dict[int, WatchPort]] = field(default_factory=dict)
+    #: One-shot action sets as written: (profile, hidden group id) -> their actions.
+    oneshot_sets: dict[tuple[str, int], tuple[OneShotAction, ...]] = field(default_factory=dict)
     multicast_metadata: dict[int, bytes] = field(default_factory=dict)
     #: Replica lists written with the deprecated `egress_port`: ("multicast"|"clone", id).
     legacy_ports: dict[tuple[str, int], bool] = field(default_factory=dict)

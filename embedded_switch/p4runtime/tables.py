@@ -23,9 +23,10 @@ from embedded_switch.p4runtime.codec import (
 )
 from embedded_switch.p4runtime.handler import DELETE, INSERT, MODIFY, Handler, only_modify
 from embedded_switch.p4runtime.journal import Journal
-from embedded_switch.p4runtime.oneshot import OneShotGroups, is_hidden
+from embedded_switch.p4runtime.oneshot import OneShotGroups, OneShotItem, is_hidden
 from embedded_switch.p4runtime.pipeline import EntryCookie, Pipeline
 from embedded_switch.p4runtime.schema import TableSchema
+from embedded_switch.p4runtime.selection import ONESHOT_SUM, WatchPort, check_weights
 from embedded_switch.p4runtime.status import (
     Code,
     P4RuntimeError,
@@ -256,28 +257,29 @@ class TableEntries(Handler):
 
     def _decode_action_set(
         self, table: TableSchema, msg: p4r.ActionProfileActionSet
-    ) -> list[tuple[str, list[int]]]:
+    ) -> list[OneShotItem]:
+        """The actions of a one-shot action set, checked in PI's order: the actions, the
+        weights and their sum; then the watch ports (the executor checks the ports)."""
         profile = self.schema.profiles[table.profile_id]
         where = f"table '{table.name}'"
         if not profile.with_selector:
             raise invalid(f"{where}: one-shot action sets need an action selector")
         if not msg.action_profile_actions:
             raise invalid(f"{where}: the one-shot action set is empty")
-        if profile.max_group_size and len(msg.action_profile_actions) > profile.max_group_size:
-            raise invalid(
-                f"{where}: {len(msg.action_profile_actions)} actions exceed max_group_size"
-                f" {profile.max_group_size}"
-            )
-        actions = []
-        for item in msg.action_profile_actions:
-            if item.WhichOneof("watch_kind") is not None:
-                raise unimplemented(f"{where}: watch ports are not supported")
-            if item.weight not in (0, 1):
-                raise unimplemented(f"{where}: only weight 1 is supported, got {item.weight}")
-            actions.append(
-                decode_action(self.schema, table.action_scopes, item.action, where=where)
-            )
-        return actions
+        actions = [
+            decode_action(self.schema, table.action_scopes, item.action, where=where)
+            for item in msg.action_profile_actions
+        ]
+        check_weights(
+            [item.weight for item in msg.action_profile_actions],
+            profile.max_group_size,
+            f"{where}: one-shot action set",
+            ONESHOT_SUM,
+        )
+        return [
+            OneShotItem(name, args, item.weight, WatchPort.of(item, f"{where}: action {i}"))
+            for i, ((name, args), item) in enumerate(zip(actions, msg.action_profile_actions))
+        ]
 
     def _realize(self, table: TableSchema, action: dict, journal: Journal) -> dict:
         """Create the hidden group of a one-shot action set; other actions pass through."""
@@ -386,8 +388,7 @@ class TableEntries(Handler):
         elif is_hidden(entry.group):
             profile = self.schema.profiles[table.profile_id].name
             msg.action.action_profile_action_set.action_profile_actions.extend(
-                p4r.ActionProfileAction(action=encode_action(self.schema, name, args), weight=1)
-                for name, args in self.oneshot.actions(profile, entry.group)
+                self.oneshot.encode(profile, entry.group)
             )
         elif entry.group is not None:
             msg.action.action_profile_group_id = entry.group

@@ -3,6 +3,7 @@ import pytest
 
 from embedded_switch.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
 from embedded_switch.match import Exact
+from embedded_switch.runtime import GroupMember
 from embedded_switch.switch import Switch
 from tests.unit.embedded_switch.jsonprog import dumps, frame, unit_program
 
@@ -39,7 +40,7 @@ def test_group_selection_is_hash_based_and_stable(sw):
     for mid in (1, 2, 3):
         sw.member_add("ingress.sel", mid, "ingress.set_port", [mid, mid])
     sw.group_set("ingress.sel", 7, [3, 1, 2], create=True)
-    assert sw.groups("ingress.sel") == {7: [1, 2, 3]}
+    assert sw.groups("ingress.sel") == {7: [GroupMember(1), GroupMember(2), GroupMember(3)]}
     sw.table_add_indirect("ingress.t_sel", [Exact(0)], group=7)
     seen = {}
     for t in range(64):
