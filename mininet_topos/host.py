@@ -27,6 +27,7 @@ class DciaHost(Host):
     def config(self, interfaces: Sequence[Interface] = (), routes: Sequence[HostRoute] = (),
                **params):
         result = super().config(**params)
+        self.dcia_routes = list(routes)
         self.cmd("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
         for index, spec in enumerate(interfaces):
             intf = self.intfs[index]
@@ -36,10 +37,16 @@ class DciaHost(Host):
             if spec.gateway and spec.gateway_mac:
                 self.cmd(f"ip neigh replace {spec.gateway} lladdr {spec.gateway_mac} "
                          f"dev {intf.name} nud permanent")
-        for route in routes:
-            intf = self.intfs[route.interface]
-            self.cmd(f"ip route replace {route.prefix} via {route.gateway} dev {intf.name}")
+        self.add_routes()
         return result
+
+    def add_routes(self, interface: int | None = None) -> None:
+        """Set the topology's routes (only those out of ``interface``); the kernel drops a
+        route when its interface goes down, so a link that comes back needs them again."""
+        for route in self.dcia_routes:
+            if interface is None or route.interface == interface:
+                intf = self.intfs[route.interface]
+                self.cmd(f"ip route replace {route.prefix} via {route.gateway} dev {intf.name}")
 
 
 class LimitedDciaHost(DciaHost, CPULimitedHost):

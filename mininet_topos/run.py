@@ -9,14 +9,26 @@
    (``--target``: bmv2, embedded, or auto: BMv2 where installed), installs IPv4 routes,
    pings between the hosts and deploys the switches' layers (controller.session.apply);
 3. starts the cloud server and the edge agent and sends every held-out test image (or
-   the first ``--requests``) through edge, switches and cloud;
+   ``--requests`` of them, repeated when there are more requests than images; ``--rate``
+   paces them) through edge, switches and cloud;
 4. prints accuracy (float model, integer reference, in-network path), latency
    percentiles, where each stage ran and what each switch counted, and saves it all as
    JSON in the run directory;
 5. stops everything, also on failure, Ctrl-C or SIGTERM.
 
-A node that dies during the run (a switch process, the cloud server, the edge agent)
-does not cost the answers already received: the run finishes, reports the node as lost
+With several paths from the edge host (topologies/redundant.toml) every path gets its
+plan and a cloud server, and the edge agent gets every path's cloud, ``--path`` (default:
+the first) preferred, and fails over between them. ``--fail`` injects faults
+(mininet_topos.faults: ``h2@3s``, ``s1@3s-6s``, ``link:s1-s2@3s-6s``) timed from the start of
+the inference; the summary adds lost, retried and redirected requests, the answers per
+cloud, and per fault the failover time (fault to the first answer on the surviving path)
+and the recovery time (the node back to its first answer again).
+
+    dcia testbed run --topology topologies/redundant.toml --cloud-layers 1 \
+        --requests 800 --rate 100 --fail s1@3s-5s
+
+A node that dies during the run unasked (a switch process, the cloud server, the edge
+agent; not a ``--fail``) does not cost the answers already received: the run finishes, reports the node as lost
 and the requests that went unanswered by status, saves the results and exits with
 status 1 (the network failed; also when any request went unanswered). 2: a wrong option
 or any other error, in one line (dcia's convention).
@@ -41,14 +53,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from controller.demo_model import load_demo
-from controller.planner import Constraints, Objective, Plan, plan
-from controller.topology import load_topology
+from controller.planner import Constraints, Forbid, Objective, Plan, plan
+from controller.topology import Topology, load_topology
 from dcia.artifacts import Pipeline
+from dcia.capability import NodeKind
+from dcia.errors import PlanError
 from dcia.model import QuantizedModel
 from dcia.targets import free_tcp_port
-from hosts.edge_agent import RequestResult
+from hosts.edge_agent import FailoverPolicy, RequestResult
+from mininet_topos.faults import Fault, FaultError, Schedule, check_all, measure
 from mininet_topos.p4switch import resolve_target
-from mininet_topos.testbed import NodeLost, Shaping, SwitchCounters, Testbed, terminate_on_signals
+from mininet_topos.testbed import (NodeLost, Shaping, SwitchCounters, Testbed, TestbedError,
+                                   failover_paths, terminate_on_signals)
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +73,35 @@ def stage_text(plan_: Plan) -> list[tuple[str, str]]:
     return [(s.node, f"{s.start}..{s.stop - 1}" if s.stop > s.start else "-") for s in plan_.stages]
 
 
-def summary(model: QuantizedModel, plan_: Plan, path: list[str], labels: np.ndarray, float_pred: np.ndarray,
-            int_logits: np.ndarray, results: list[RequestResult],
-            counters: dict[str, SwitchCounters], cloud: dict, target: str,
-            lost_nodes: dict[str, str]) -> dict:
-    """Everything the table shows, as plain values (also saved as JSON). A lost switch
-    has ``{"lost": true, "error": ...}`` instead of counters, a lost cloud the same
-    instead of its counters; ``unanswered`` counts the other requests by status."""
+def summary(model: QuantizedModel, plans: dict[str, Plan], topology: Topology, labels: np.ndarray,
+            float_pred: np.ndarray, int_logits: np.ndarray, results: list[RequestResult],
+            counters: dict[str, SwitchCounters], clouds: dict[str, dict], target: str,
+            lost_nodes: dict[str, str], faults: list[dict] | None = None) -> dict:
+    """Everything the table shows, as plain values (also saved as JSON). ``plans`` by path,
+    the preferred (the edge's first cloud) first. A lost switch has ``{"lost": true,
+    "error": ...}`` instead of counters, a lost cloud the same instead of its counters;
+    ``unanswered`` counts the other requests by status; ``answers_by_cloud`` the answers
+    taken from each cloud (by its host); ``faults`` what each injected fault cost
+    (mininet_topos.faults.measure)."""
     ok = [r for r in results if r.ok]
     latencies = np.array([r.latency_s for r in ok]) * 1e3
     net_pred = np.array([r.predicted for r in results])
     exact = sum(r.ok and r.logits == int_logits[r.index].tolist() for r in results)
+    cloud_hosts = {topology.host_address(hops[-1], name): hops[-1]
+                   for name, hops in topology.paths.items()}
+    by_cloud = Counter(cloud_hosts.get(r.answered_by, r.answered_by) for r in ok)
     return {
         "target": target,
         "requests": len(results),
         "answered": len(ok),
+        "lost": len(results) - len(ok),
         "unanswered": dict(sorted(Counter(r.status for r in results if not r.ok).items())),
-        "retried": sum(r.attempts > 1 for r in results),
+        "retried": sum(r.retried for r in results),
+        "redirected": sum(r.redirected for r in results),
+        "answers_by_cloud": dict(sorted(by_cloud.items())),
+        "answered_by_switches": sum(r.cloud_from == len(model.layers) for r in ok),
         "lost_nodes": lost_nodes,
+        "faults": faults or [],
         "accuracy": {
             "float": float(np.mean(float_pred == labels)),
             "integer_reference": float(np.mean(int_logits.argmax(axis=1) == labels)),
@@ -83,15 +110,19 @@ def summary(model: QuantizedModel, plan_: Plan, path: list[str], labels: np.ndar
         "identical_to_reference": exact,
         "latency_ms": {f"p{q}": float(np.percentile(latencies, q)) if len(ok) else None
                        for q in (50, 95, 99)},
-        "plan": plan_.to_dict(),
-        "path": path,
+        "plans": {name: p.to_dict() for name, p in plans.items()},
+        "paths": {name: [n.name for n in topology.route(name).nodes] for name in plans},
         "network_layers": {str(k): v for k, v in sorted(Counter(r.net_layers for r in ok).items())},
         "switches": {name: {"lost": True, "error": c.error} if c.lost
                      else {"stats": c.stats, "layers": c.layers} for name, c in counters.items()},
-        "cloud": cloud,
+        "clouds": clouds,
         "model": {"name": model.name, "id": model.model_id, "version": model.version,
                   "layers": [f"{layer.kind} {layer.n_in}->{layer.n_out}" for layer in model.layers]},
     }
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1e3:.1f} ms"
 
 
 def print_summary(console: Console, s: dict) -> None:
@@ -102,48 +133,70 @@ def print_summary(console: Console, s: dict) -> None:
     head.add_row("accuracy, in-network path", f"{acc['in_network']:.2%}")
     head.add_row("answers identical to the integer reference",
                  f"{s['identical_to_reference']} / {s['requests']}")
-    head.add_row("answered / retried", f"{s['answered']} / {s['retried']}")
+    lost = f"[red]{s['lost']}[/red]" if s["lost"] else "0"
+    head.add_row("answered / lost / retried / redirected",
+                 f"{s['answered']} / {lost} / {s['retried']} / {s['redirected']}")
     if s["unanswered"]:
         head.add_row("[red]unanswered[/red]", ", ".join(f"{v} {k}" for k, v in s["unanswered"].items()))
     for node, reason in s["lost_nodes"].items():
         head.add_row(f"[red]LOST: {node}[/red]", reason)
-    if not s["cloud"].get("lost"):
-        head.add_row("answered by the last computing switch / by the cloud",
-                     f"{s['answered'] - s['cloud']['answered']} / {s['cloud']['answered']}")
+    head.add_row("answers per cloud (its server or the switch answering on its path)",
+                 ", ".join(f"{host} {n}" for host, n in s["answers_by_cloud"].items()) or "none")
+    head.add_row("answered by the last computing switch / by a cloud server",
+                 f"{s['answered_by_switches']} / {s['answered'] - s['answered_by_switches']}")
     lat = s["latency_ms"]
     head.add_row("latency p50 / p95 / p99",
                  " / ".join("-" if v is None else f"{v:.2f} ms" for v in lat.values()))
     console.print(head)
 
+    if s["faults"]:
+        faults = Table(title="faults (times from the start of the inference)")
+        for col in ("fault", "failed at", "failover: fault → first answer on another path",
+                    "back at (restart took)", "recovery: back → first answer from it"):
+            faults.add_column(col)
+        for f in s["faults"]:
+            failed = "not reached" if f["failed_at_s"] is None else f"{f['failed_at_s']:.3f} s"
+            failover = _ms(f["failover_s"]) if f["in_use"] else "- (carried no traffic)"
+            back = ("-" if f["restored_at_s"] is None
+                    else f"{f['restored_at_s']:.3f} s ({f['restore_took_s']:.2f} s)")
+            faults.add_row(f["fault"], failed, failover, back, _ms(f["recovery_s"]))
+        console.print(faults)
+
     stages = Table(title="where each stage ran (plan and counters)")
-    for col in ("node", "planned layers", "layers computed (counter: packets)", "pass-through",
-                "malformed"):
+    for col in ("path", "node", "planned layers", "layers computed (counter: packets)",
+                "pass-through", "malformed"):
         stages.add_column(col)
-    cloud = s["cloud"]
-    planned = {st["node"]: st for st in s["plan"]["stages"]}
-    path = s["path"]
+    for name, path in s["paths"].items():
+        planned = {st["node"]: st for st in s["plans"][name]["stages"]}
 
-    def layers_text(node: str) -> str:
-        layers = planned[node]["layers"] if node in planned else []
-        return f"{layers[0]}..{layers[-1]}" if layers else "-"
+        def layers_text(node: str) -> str:
+            layers = planned[node]["layers"] if node in planned else []
+            return f"{layers[0]}..{layers[-1]}" if layers else "-"
 
-    for node in path:
-        if node in s["lost_nodes"]:
-            stages.add_row(node, layers_text(node), "[red]LOST[/red]: " + s["lost_nodes"][node], "", "")
-        elif node in s["switches"]:
-            c = s["switches"][node]
-            computed = ", ".join(f"layer {k}: {v}" for k, v in c["layers"].items()) or "none"
-            stages.add_row(node, layers_text(node), computed, str(c["stats"]["pass-through"]),
-                           str(c["stats"]["malformed"]))
-        elif node == path[0]:
-            stages.add_row(f"{node} (edge)", layers_text(node) + ", arg max",
-                           f"{layers_text(node)} for each of {s['requests']} requests", "", "")
-        else:
-            arrivals = ", ".join(f"{v} from layer {k}" for k, v in cloud["arrivals"].items())
-            stages.add_row(f"{node} (cloud)", layers_text(node),
-                           f"{cloud['layers_computed']} layers for {cloud['requests']} requests"
-                           + (f" ({arrivals})" if arrivals else ""), "",
-                           str(cloud["errors_by_status"].get("1", 0)))
+        for node in path:
+            if node in s["lost_nodes"]:
+                stages.add_row(name, node, layers_text(node),
+                               "[red]LOST[/red]: " + s["lost_nodes"][node], "", "")
+            elif node in s["switches"]:
+                c = s["switches"][node]
+                computed = ", ".join(f"layer {k}: {v}" for k, v in c["layers"].items()) or "none"
+                stages.add_row(name, node, layers_text(node), computed,
+                               str(c["stats"]["pass-through"]), str(c["stats"]["malformed"]))
+            elif node == path[0]:
+                stages.add_row(name, f"{node} (edge)", layers_text(node) + ", arg max",
+                               f"{layers_text(node)} for each request it sent this way", "", "")
+            else:
+                cloud = s["clouds"].get(node, {})
+                if cloud.get("lost") or cloud.get("killed"):
+                    why = cloud.get("error") or "killed by --fail, not restarted: no counters"
+                    stages.add_row(name, f"{node} (cloud)", layers_text(node), why, "", "")
+                    continue
+                arrivals = ", ".join(f"{v} from layer {k}" for k, v in cloud["arrivals"].items())
+                since = " (since its restart)" if cloud.get("restarted") else ""
+                stages.add_row(name, f"{node} (cloud)", layers_text(node),
+                               f"{cloud['layers_computed']} layers for {cloud['requests']} "
+                               f"requests{since}" + (f" ({arrivals})" if arrivals else ""), "",
+                               str(cloud["errors_by_status"].get("1", 0)))
     console.print(stages)
     console.print("layers computed in the network per answered request: "
                   + ", ".join(f"{k}: {v}" for k, v in s["network_layers"].items()))
@@ -156,12 +209,30 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topology", type=Path, default=Path("topologies/linear.toml"))
     parser.add_argument("--path", help="which path of the topology (default: the first)")
     parser.add_argument("--target", default="auto", choices=["auto", "embedded", "bmv2"])
-    parser.add_argument("--requests", type=int, help="only the first N test images (default: all)")
+    parser.add_argument("--requests", type=int,
+                        help="N requests: the first N test images, repeated when N is larger "
+                             "(default: each image once)")
+    parser.add_argument("--rate", type=float, help="start at most N requests per second")
     parser.add_argument("--objective", default="latency", choices=[o.value for o in Objective])
     parser.add_argument("--max-layers-per-switch", type=int,
                         help="spread the in-network layers (1: one layer per switch)")
     parser.add_argument("--window", type=int, default=8, help="requests in flight at once")
-    parser.add_argument("--timeout", type=float, default=1.0, help="edge's first wait for an answer, s")
+    parser.add_argument("--cloud-layers", type=int, default=0,
+                        help="the model's last N layers run on the cloud servers and only "
+                             "there, the others on the edge and the switches: every request "
+                             "crosses every node of its path")
+    parser.add_argument("--timeout", type=float,
+                        help="edge's first wait for an answer, s: the failure detection "
+                             "interval (default 1, with --fail 0.05)")
+    parser.add_argument("--down-after", type=int, default=FailoverPolicy.down_after,
+                        help="edge: attempts in a row without an answer that mark a cloud down")
+    parser.add_argument("--hold-down", type=float, default=FailoverPolicy.hold_down,
+                        help="edge: seconds between probes of a down cloud")
+    parser.add_argument("--fail", action="append", default=[], metavar="FAULT",
+                        help="inject a fault, timed from the start of the inference: h2@3s "
+                             "(the cloud server of h2 killed), s1@3s-6s (switch process "
+                             "killed at 3 s, back at 6 s), link:s1-s2@3s-6s; repeatable; "
+                             "needs --rate")
     parser.add_argument("--bw", type=float, help="every link's bandwidth, Mbit/s")
     parser.add_argument("--delay", type=float, help="every link's one-way delay, ms")
     parser.add_argument("--loss", type=float, help="every link's loss, percent")
@@ -188,25 +259,68 @@ def run_testbed(args: argparse.Namespace, console: Console) -> int:
         return 130 if isinstance(exc, KeyboardInterrupt) else int(exc.code or 1)
 
 
+def cloud_only(n_layers: int, cloud_layers: int) -> tuple[Forbid, ...]:
+    """The policy that runs the last ``cloud_layers`` layers on the cloud servers and only
+    there, the others on the edge and the switches: every request crosses every node."""
+    if not 0 <= cloud_layers < n_layers:
+        raise PlanError(f"--cloud-layers must be in 0..{n_layers - 1} (the edge keeps the "
+                         f"first layer), not {cloud_layers}")
+    if not cloud_layers:
+        return ()
+    last = frozenset(range(n_layers - cloud_layers, n_layers))
+    return (Forbid(NodeKind.SWITCH, last), Forbid(NodeKind.EDGE, last),
+            Forbid(NodeKind.CLOUD, frozenset(range(n_layers)) - last))
+
+
+def repeated(rows: np.ndarray, n: int) -> np.ndarray:
+    """``n`` rows: ``rows`` from the start, again and again."""
+    return rows[np.arange(n) % len(rows)]
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
     topology = load_topology(args.topology)
     target = resolve_target(args.target)
+    faults = [Fault.parse(spec) for spec in args.fail]
+    if faults and not args.rate:
+        raise FaultError("--fail needs --rate: a fault lands at a time into the run, and "
+                         "without pacing the run's length is unknown")
     demo = load_demo()
     model, split = demo.quantized, demo.split
+    n = args.requests if args.requests is not None else len(split.x_test)
+    if n < 1:
+        raise TestbedError(f"--requests must be 1 or more, not {n}")
+    check_all(faults, topology, n / args.rate if args.rate else None)
     constraints = Constraints(objective=Objective(args.objective),
-                              max_layers_per_switch=args.max_layers_per_switch)
-    plan_ = plan(model.layers, topology.route(args.path), constraints)
+                              max_layers_per_switch=args.max_layers_per_switch,
+                              forbid=cloud_only(len(model.layers), args.cloud_layers))
+    paths = failover_paths(topology, args.path)
+    plans = {p: plan(model.layers, topology.route(p), constraints) for p in paths}
+    preferred = plans[paths[0]]
+    edge_layers = preferred.stages[0].stop
     console.print(f"model {model.name}: {', '.join(f'{l.kind} {l.n_in}->{l.n_out}' for l in model.layers)}")
-    console.print(f"plan on {topology.route(args.path)}: "
-                  + "; ".join(f"{node} layers {layers}" for node, layers in stage_text(plan_))
-                  + f" (predicted {plan_.latency_s * 1e3:.2f} ms)")
-    x = split.x_test[: args.requests]
-    labels = split.y_test[: args.requests]
+    for name, plan_ in plans.items():
+        console.print(f"plan on {topology.route(name)}: "
+                      + "; ".join(f"{node} layers {layers}" for node, layers in stage_text(plan_))
+                      + f" (predicted {plan_.latency_s * 1e3:.2f} ms)")
+        if plan_.stages[0].stop != edge_layers:
+            log.warning("path %s's plan gives the edge %d layers, the preferred path's %d: "
+                        "the edge computes %d; that path's switches compute what they hold of "
+                        "the rest, its cloud the remainder", name, plan_.stages[0].stop,
+                        edge_layers, edge_layers)
+    for fault in faults:
+        for name in fault.cut_paths(topology):
+            if fault.kind(topology) == "cloud" and name in plans and fault.target not in {
+                    st.node for st in plans[name].stages if st.layers}:
+                console.print(f"[yellow]warning: --fail {fault}: the switches on path {name} "
+                              f"compute every layer and answer, so {fault.target}'s server "
+                              "sees no request; --cloud-layers 1 sends every request to it[/yellow]")
+    x, labels = repeated(split.x_test, n), repeated(split.y_test, n)
     args.run_dir.mkdir(parents=True, exist_ok=True)
     model_file = model.save(args.run_dir / "model.json")
     inputs_file = args.run_dir / "inputs.npy"
     np.save(inputs_file, x)
     shaping = Shaping(args.bw, args.delay, args.loss, args.edge_cpu)
+    timeout = args.timeout if args.timeout is not None else (0.05 if faults else 1.0)
 
     pipeline = Pipeline(args.p4_build / "dcia.json", args.p4_build / "dcia.p4info.txtpb",
                         args.p4_build / "stamp.json")
@@ -218,13 +332,17 @@ def run(args: argparse.Namespace, console: Console) -> int:
         loss = bed.pingall()
         if loss:
             console.print(f"[yellow]warning: {loss:.0f}% of pings between the hosts were lost[/yellow]")
-        bed.deploy(model, plan_)
+        for plan_ in plans.values():
+            bed.deploy(model, plan_)
         console.print("model deployed: " + ", ".join(
-            f"{s.node} {list(s.layers)}" for s in plan_.stages if s.node in topology.switches))
-        cloud = bed.start_cloud(model_file, path=args.path)
+            f"{s.node} {list(s.layers)}" for p in plans.values() for s in p.stages
+            if s.node in topology.switches))
+        bed.start_clouds(model_file, paths)
+        clouds = [bed.address(bed.cloud_host(p), p) for p in paths]
         if args.action == "cli":
-            return open_cli(bed, console, model_file, inputs_file, plan_, args.path)
+            return open_cli(bed, console, model_file, inputs_file, preferred, paths, clouds)
         before = bed.counters()
+        schedule = Schedule(faults)
         with Progress(TextColumn("inference"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[status]}"), TimeRemainingColumn(),
                       console=console) as progress:
@@ -235,20 +353,36 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 failed[0] += not result.ok
                 progress.update(task, advance=1, status=f"{failed[0]} failed" if failed[0] else "")
 
-            results = bed.run_edge(model_file, inputs_file, edge_layers=plan_.stages[0].stop,
-                                   path=args.path, window=args.window, timeout=args.timeout,
-                                   on_result=advance)
+            results = bed.run_edge(model_file, inputs_file, edge_layers=edge_layers,
+                                   path=paths[0], clouds=clouds, window=args.window,
+                                   timeout=timeout, rate=args.rate,
+                                   failover=FailoverPolicy(args.down_after, args.hold_down),
+                                   schedule=schedule, on_result=advance)
         after = bed.counters()
-        try:
-            cloud_stats = cloud.stop()
-        except NodeLost as exc:
-            cloud_stats = {"lost": True, "error": exc.reason}
+        cloud_stats = {}
+        for cloud in bed.clouds:  # in start order: the last process of each host wins
+            try:
+                stats = cloud.stop()
+            except NodeLost as exc:
+                stats = {"lost": True, "error": exc.reason}
+            if cloud.host in cloud_stats:
+                stats["restarted"] = True
+            cloud_stats[cloud.host] = stats
         lost = bed.lost_nodes()
-    counters = {name: after[name] - before[name] for name in after}
+        restarted = set(bed.restarted)
+    if schedule.pending:
+        console.print("[yellow]the run ended before: " + "; ".join(schedule.pending) + "[/yellow]")
+    counters = {name: after[name] if name in restarted else after[name] - before[name]
+                for name in after}
+    cut = {str(f): [topology.host_address(topology.paths[p][-1], p) for p in f.cut_paths(topology)]
+           for f in faults}
+    fault_reports = [dict(measure(record, cut[str(record.fault)], results, schedule.start),
+                          kind=record.fault.kind(topology),
+                          cut_paths=record.fault.cut_paths(topology))
+                     for record in schedule.injected]
     int_logits = model.forward_int(model.quantize_input(x))
-    path = [n.name for n in topology.route(args.path).nodes]
-    s = summary(model, plan_, path, labels, model.float_model.predict(x), int_logits, results,
-                counters, cloud_stats, target, lost)
+    s = summary(model, plans, topology, labels, model.float_model.predict(x), int_logits,
+                results, counters, cloud_stats, target, lost, fault_reports)
     print_summary(console, s)
     (args.run_dir / "results.json").write_text(json.dumps(
         {"summary": s, "requests": [asdict(r) for r in results]}, indent=1) + "\n")
@@ -259,20 +393,21 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
 
 def open_cli(bed: Testbed, console: Console, model_file: Path, inputs_file: Path, plan_: Plan,
-             path: str | None) -> int:
+             paths: list[str], clouds: list[str]) -> int:
     from mininet.cli import CLI
     from mininet.log import setLogLevel
 
     py = sys.executable
-    edge, cloud = bed.edge_host(path), bed.cloud_host(path)
-    cloud_ip = bed.address(cloud, path)
+    edge, cloud = bed.edge_host(paths[0]), bed.cloud_host(paths[0])
+    cloud_ip = clouds[0]
+    cloud_args = " ".join(f"--cloud {c}" for c in clouds)
     console.print(
-        "\nEverything is deployed and the cloud server runs in "
-        f"{cloud}. Try:\n"
+        "\nEverything is deployed and the cloud servers run in "
+        f"{', '.join(dict.fromkeys(bed.cloud_host(p) for p in paths))}. Try:\n"
         f"  pingall\n"
         f"  {edge} {py} tools/dcia_send.py --dst {cloud_ip} --model {model_file} "
         f"--inputs {inputs_file} --index 3 --edge-layers {plan_.stages[0].stop}\n"
-        f"  {edge} {py} -m hosts.edge_agent --model {model_file} --cloud {cloud_ip} "
+        f"  {edge} {py} -m hosts.edge_agent --model {model_file} {cloud_args} "
         f"--edge-layers {plan_.stages[0].stop} --inputs {inputs_file} --requests 20\n"
         f"  {edge} {py} -m hosts.edge_agent ... --requests 300 > /tmp/edge.jsonl &   (then:)\n"
         f"  s2 {py} tools/dcia_sniff.py -i s2-eth1 --timeout 3\n"

@@ -26,6 +26,12 @@ testbed's process to end and then removes what its state file lists.
 A node that dies during a run does not end the run: ``lost_nodes`` names it and why,
 ``counters`` marks a lost switch (``SwitchCounters.error``) instead of raising, and the
 edge agent accounts for every request (hosts.edge_agent: ``timeout``, ``abandoned``).
+
+Faults on purpose (mininet_topos.faults) are not losses: ``fail`` kills a cloud server or
+a switch process or takes a link down, ``restore`` brings it back (a switch with its
+pipeline, routes and every deployed plan that uses it); ``run_edge`` runs a fault
+``Schedule`` while the edge agent runs. With several paths from the edge (``failover_paths``)
+the edge agent gets every path's cloud, in order of preference, and fails over.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import fcntl
 import json
 import logging
 import os
+import queue
 import select
 import signal
 import subprocess
@@ -53,13 +60,15 @@ from mininet.net import Mininet
 
 from controller.deployment import Deployment, SwitchAssignment, SwitchEndpoint, endpoints, from_plan
 from controller.planner import Plan
-from controller.session import PushPolicy, apply, install_routes, switch_status
+from controller.routes import switch_routes
+from controller.session import PushPolicy, apply, connect, install_routes, switch_status, write_batched
 from controller.topology import Topology
 from dcia.artifacts import Pipeline
 from dcia.errors import DciaError
 from dcia.model import QuantizedModel
 from dcia.targets import die_with_parent, process_start_time
-from hosts.edge_agent import RequestResult
+from hosts.edge_agent import FailoverPolicy, RequestResult
+from mininet_topos.faults import Schedule
 from mininet_topos.p4switch import P4Switch
 from mininet_topos.topos import DciaTopo
 
@@ -134,6 +143,14 @@ class Testbed:
         self.clouds: list[CloudProcess] = []
         self.lost_hosts: dict[str, str] = {}
         """Host programs that died during a run (the edge agent), and why."""
+        self.down_on_purpose: set[str] = set()
+        """Nodes and links (``link:A-B``) ``fail`` took down and ``restore`` has not brought back."""
+        self.restarted: set[str] = set()
+        """Switches ``restore`` started again (their counters start from zero then)."""
+        self.deployed: list[tuple[QuantizedModel, Plan]] = []
+        """Every plan ``deploy`` put in place, to put back on a restarted switch."""
+        self.cloud_models: dict[str, Path] = {}
+        """Cloud host -> the model file its server was started with."""
         self.watchdog: subprocess.Popen | None = None
         self.state_file = STATE_DIR / f"{topology.name}.json"
 
@@ -230,6 +247,9 @@ class Testbed:
         deployment = from_plan(plan, model.layers, self.topology, model_id=model.model_id,
                                version=model.version)
         asyncio.run(apply(deployment, self.pipeline, push=PushPolicy.NEVER))
+        self.deployed = [(m, p) for m, p in self.deployed
+                         if (m.model_id, m.version, p.route) != (model.model_id, model.version, plan.route)]
+        self.deployed.append((model, plan))
         return deployment
 
     def undeploy(self, model: QuantizedModel, switch: str) -> None:
@@ -260,11 +280,12 @@ class Testbed:
         return {node.name: f"switch process exited with code {node.process.proc.returncode}"
                 for node in (self.net.switches if self.net else [])
                 if isinstance(node, P4Switch) and node.process and node.process.proc
-                and node.process.proc.poll() is not None}
+                and node.process.proc.poll() is not None and node.name not in self.down_on_purpose}
 
     def lost_nodes(self) -> dict[str, str]:
         """Every node that died while the testbed ran, and how: switches whose process
-        exited, cloud servers that exited unasked, an edge agent that crashed."""
+        exited, cloud servers that exited unasked, an edge agent that crashed (not what
+        ``fail`` took down on purpose)."""
         lost = self.lost_switches()
         lost.update((c.host, reason) for c in self.clouds if (reason := c.lost()))
         lost.update(self.lost_hosts)
@@ -283,10 +304,12 @@ class Testbed:
         self._save_state()
         return proc
 
-    def start_cloud(self, model_file: Path, *, path: str | None = None,
+    def start_cloud(self, model_file: Path, *, path: str | None = None, host: str | None = None,
                     stats_file: Path | None = None) -> CloudProcess:
-        """hosts.cloud_server in the cloud host of ``path``; returns once it listens."""
-        host = self.cloud_host(path)
+        """hosts.cloud_server in ``host`` (default: the cloud host of ``path``); returns
+        once it listens."""
+        host = host or self.cloud_host(path)
+        self.cloud_models[host] = model_file
         stats_file = stats_file or self.run_dir / f"{host}-stats.json"
         stats_file.unlink(missing_ok=True)
         log_file = self.run_dir / f"{host}-cloud.log"
@@ -303,31 +326,66 @@ class Testbed:
         self.clouds.append(cloud)
         return cloud
 
+    def start_clouds(self, model_file: Path, paths: Sequence[str]) -> list[CloudProcess]:
+        """A cloud server in the cloud host of each of ``paths`` (each host once)."""
+        hosts = dict.fromkeys(self.cloud_host(p) for p in paths)
+        return [self.start_cloud(model_file, host=h) for h in hosts]
+
+    def cloud(self, host: str) -> CloudProcess | None:
+        """The cloud server process of ``host`` started last."""
+        return next((c for c in reversed(self.clouds) if c.host == host), None)
+
     def run_edge(self, model_file: Path, inputs_file: Path, *, edge_layers: int,
-                 path: str | None = None, requests: int | None = None,
-                 window: int = 16, timeout: float = 1.0, attempts: int = 5,
+                 path: str | None = None, clouds: Sequence[str] | None = None,
+                 requests: int | None = None, window: int = 16, timeout: float = 1.0,
+                 attempts: int = 5, rate: float | None = None,
+                 failover: FailoverPolicy = FailoverPolicy(), schedule: Schedule | None = None,
                  on_result: Callable[[RequestResult], None] | None = None) -> list[RequestResult]:
         """Run hosts.edge_agent in the edge host of ``path`` until every request is answered
-        or given up; it sends to the cloud's address on that path.
+        or given up; it sends to ``clouds`` (addresses, most preferred first; default: the
+        cloud's address on that path) and fails over between them.
+
+        ``schedule``: faults to inject while it runs, timed from the first request's send
+        (its first result carries it); they run in this thread, between results.
 
         One result per input, always: should the agent itself die, the inputs it had not
         reported get the status ``lost`` and the edge host is in ``lost_nodes``."""
         host = self.edge_host(path)
-        cloud = self.address(self.cloud_host(path), path)
+        clouds = list(clouds or [self.address(self.cloud_host(path), path)])
         argv = [sys.executable, "-m", "hosts.edge_agent", "--model", str(model_file),
-                "--cloud", cloud, "--edge-layers", str(edge_layers), "--inputs", str(inputs_file),
-                "--window", str(window), "--timeout", str(timeout), "--attempts", str(attempts)]
+                *(arg for c in clouds for arg in ("--cloud", c)),
+                "--edge-layers", str(edge_layers), "--inputs", str(inputs_file),
+                "--window", str(window), "--timeout", str(timeout), "--attempts", str(attempts),
+                "--down-after", str(failover.down_after), "--hold-down", str(failover.hold_down)]
         if requests is not None:
             argv += ["--requests", str(requests)]
+        if rate is not None:
+            argv += ["--rate", str(rate)]
         log_file = self.run_dir / f"{host}-edge.log"
         results = []
         with open(log_file, "wb") as err:
             proc = self.popen(host, argv, stdout=subprocess.PIPE, stderr=err)
-            for line in proc.stdout:
+            lines: queue.Queue[bytes | None] = queue.Queue()
+            reader = threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True)
+            reader.start()
+            while True:
+                wait = schedule.next_in() if schedule else None
+                try:
+                    line = lines.get(timeout=wait)
+                except queue.Empty:
+                    schedule.run_due(self)
+                    continue
+                if line is None:
+                    break
                 result = RequestResult(**json.loads(line))
                 results.append(result)
+                if schedule:
+                    schedule.begin(result.sent_at)
                 if on_result:
                     on_result(result)
+                if schedule:
+                    schedule.run_due(self)
+            reader.join()
             proc.wait()
         if proc.returncode not in (0, 1):  # 1: some requests failed, reported per request
             reason = (f"the edge agent exited with code {proc.returncode}: "
@@ -339,6 +397,57 @@ class Testbed:
             results += [RequestResult(i, 0, -1, [], 0.0, 0, 0, -1, "lost")
                         for i in range(total) if i not in reported]
         return sorted(results, key=lambda r: r.index)
+
+    def failover_paths(self, path: str | None = None) -> list[str]:
+        return failover_paths(self.topology, path)
+
+    # ---------------------------------------------------------------- faults --
+
+    def fail(self, target: str) -> None:
+        """Take ``target`` down on purpose (not a lost node): a cloud host's server is
+        killed (SIGKILL), a switch's process is killed, ``link:A-B`` goes down at both ends."""
+        if target.startswith("link:"):
+            a, _, b = target.removeprefix("link:").partition("-")
+            self.net.configLinkStatus(a, b, "down")
+        elif target in self.topology.switches:
+            switch = self.host(target)
+            if switch.running:
+                switch.process.proc.kill()
+                switch.process.proc.wait(5)
+        else:
+            cloud = self.cloud(target)
+            if cloud is None:
+                raise TestbedError(f"no cloud server runs in {target}")
+            cloud.kill()
+        self.down_on_purpose.add(target)
+
+    def restore(self, target: str) -> None:
+        """Bring back what ``fail`` took down: the link up again (with the routes a host
+        end lost), the cloud server started again, the switch process started again with
+        its pipeline, its routes and the layers of every plan deployed on it."""
+        if target.startswith("link:"):
+            a, _, b = target.removeprefix("link:").partition("-")
+            self.net.configLinkStatus(a, b, "up")
+            for end, other in ((a, b), (b, a)):
+                if end in self.topology.hosts:
+                    self.host(end).add_routes(self.topology.port(end, other))
+        elif target in self.topology.switches:
+            self.host(target).start([])
+            self._save_state()
+            self.restarted.add(target)
+            asyncio.run(self._install_routes(target))
+            for model, plan in self.deployed:
+                if target in self.topology.paths[plan.route]:
+                    self.deploy(model, plan)
+        else:
+            self.start_cloud(self.cloud_models[target], host=target)
+        self.down_on_purpose.discard(target)
+
+    async def _install_routes(self, switch: str) -> None:
+        """One switch's IPv4 routes (controller.routes), the pipeline pushed first."""
+        routes = switch_routes(self.topology)[switch]
+        async with connect(self.endpoints()[switch], self.pipeline, push=PushPolicy.IF_MISSING) as sw:
+            await write_batched(sw, [+r.entry() for r in routes])
 
     def edge_host(self, path: str | None = None) -> str:
         """The edge host of ``path`` (default: the topology's first path)."""
@@ -383,17 +492,28 @@ class CloudProcess:
     host: str = "cloud"
     stopped: bool = False
     """Stopped by ``stop`` (not lost)."""
+    killed: bool = False
+    """Killed on purpose by ``kill`` (a fault; not lost)."""
 
     def lost(self) -> str | None:
         """Why the server is gone, if it exited without being asked to."""
-        if self.stopped or self.proc.poll() is None:
+        if self.stopped or self.killed or self.proc.poll() is None:
             return None
         return f"the cloud server exited with code {self.proc.returncode}"
 
+    def kill(self) -> None:
+        """A crash on purpose: SIGKILL, no counters written."""
+        self.killed = True
+        self.proc.kill()
+        self.proc.wait(5)
+
     def stop(self) -> dict:
-        """Stop the server; its counters (hosts.cloud_server.CloudStats as a dict).
+        """Stop the server; its counters (hosts.cloud_server.CloudStats as a dict), or
+        ``{"killed": True}`` for one killed on purpose.
 
         Raises NodeLost when the server had died before."""
+        if self.killed:
+            return {"killed": True}
         if reason := self.lost():
             raise NodeLost(self.host, reason)
         self.stopped = True
@@ -401,6 +521,13 @@ class CloudProcess:
         if not self.stats_file.exists():
             raise TestbedError(f"the cloud server wrote no counters to {self.stats_file}")
         return json.loads(self.stats_file.read_text())
+
+
+def _read_lines(stream, into: queue.Queue) -> None:
+    """Put every line of ``stream`` into ``into``, then None."""
+    for line in stream:
+        into.put(line)
+    into.put(None)
 
 
 def _stop_process(proc: subprocess.Popen, timeout: float = 5) -> None:
@@ -412,6 +539,19 @@ def _stop_process(proc: subprocess.Popen, timeout: float = 5) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout)
+
+
+def failover_paths(topology: Topology, path: str | None = None) -> list[str]:
+    """``path`` (default: the first) and every other path from its edge host, in the
+    topology's order: the edge agent's clouds, most preferred first.
+
+    >>> from controller.topology import load_topology
+    >>> failover_paths(load_topology("topologies/redundant.toml"), "backup")
+    ['backup', 'primary']
+    """
+    first = topology.route(path).name
+    edge = topology.paths[first][0]
+    return [first] + [p for p, hops in topology.paths.items() if p != first and hops[0] == edge]
 
 
 def with_grpc(topology: Topology, grpc: dict[str, str]) -> Topology:
