@@ -79,7 +79,8 @@ def summary(model: QuantizedModel, plans: dict[str, Plan], topology: Topology, l
             lost_nodes: dict[str, str], faults: list[dict] | None = None) -> dict:
     """Everything the table shows, as plain values (also saved as JSON). ``plans`` by path,
     the preferred (the edge's first cloud) first. A lost switch has ``{"lost": true,
-    "error": ...}`` instead of counters, a lost cloud the same instead of its counters;
+    "error": ...}`` instead of counters (``"lost": false`` for one a fault took down on
+    purpose), a lost cloud the same instead of its counters;
     ``unanswered`` counts the other requests by status; ``answers_by_cloud`` the answers
     taken from each cloud (by its host); ``faults`` what each injected fault cost
     (mininet_topos.faults.measure)."""
@@ -113,7 +114,7 @@ def summary(model: QuantizedModel, plans: dict[str, Plan], topology: Topology, l
         "plans": {name: p.to_dict() for name, p in plans.items()},
         "paths": {name: [n.name for n in topology.route(name).nodes] for name in plans},
         "network_layers": {str(k): v for k, v in sorted(Counter(r.net_layers for r in ok).items())},
-        "switches": {name: {"lost": True, "error": c.error} if c.lost
+        "switches": {name: {"lost": name in lost_nodes, "error": c.error} if c.lost
                      else {"stats": c.stats, "layers": c.layers} for name, c in counters.items()},
         "clouds": clouds,
         "model": {"name": model.name, "id": model.model_id, "version": model.version,
@@ -177,6 +178,8 @@ def print_summary(console: Console, s: dict) -> None:
             if node in s["lost_nodes"]:
                 stages.add_row(name, node, layers_text(node),
                                "[red]LOST[/red]: " + s["lost_nodes"][node], "", "")
+            elif node in s["switches"] and "error" in s["switches"][node]:
+                stages.add_row(name, node, layers_text(node), s["switches"][node]["error"], "", "")
             elif node in s["switches"]:
                 c = s["switches"][node]
                 computed = ", ".join(f"layer {k}: {v}" for k, v in c["layers"].items()) or "none"
@@ -385,7 +388,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 results, counters, cloud_stats, target, lost, fault_reports)
     print_summary(console, s)
     (args.run_dir / "results.json").write_text(json.dumps(
-        {"summary": s, "requests": [asdict(r) for r in results]}, indent=1) + "\n")
+        {"summary": s, "started_at": schedule.start, "requests": [asdict(r) for r in results]},
+        indent=1) + "\n")
     console.print(f"results saved to {args.run_dir / 'results.json'}")
     if lost:
         console.print(f"[red]the network failed: {', '.join(lost)} lost during the run[/red]")

@@ -259,8 +259,11 @@ class Testbed:
 
     def counters(self) -> dict[str, SwitchCounters]:
         """Every switch's counters, read over P4Runtime (controller.session.switch_status);
-        a lost switch's carry the error instead (``SwitchCounters.lost``)."""
+        a lost switch's, or one ``fail`` took down, carry the error instead
+        (``SwitchCounters.lost``)."""
         dead = self.lost_switches()
+        dead.update((name, "taken down by a fault on purpose, not brought back")
+                    for name in self.down_on_purpose if name in self.topology.switches)
         live = [e for name, e in self.endpoints().items() if name not in dead]
 
         async def read_all():
