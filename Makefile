@@ -42,6 +42,7 @@ p4: setup
 bench: setup
 	$(PY) -m bench.switch_bench --out results
 	$(PY) -m bench.deploy_bench --out results
+	$(PY) -m bench.steering_bench --out results
 
 p4-check: setup
 	$(VENV)/bin/dcia p4 check

@@ -261,6 +261,11 @@ def configure_deploy(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", type=_wire_id, help="model version, 0..65535 "
                         "(default: the model's)")
     parser.add_argument(
+        "--spread", type=_weights, metavar="PATH=W,PATH=W[,...]",
+        help="spread what leaves the network over these paths' clouds by weight, like "
+             "cloud-a=3,cloud-b=1 (the paths must part at a switch; --path is one of them)",
+    )
+    parser.add_argument(
         "--push-pipeline", choices=[p.value for p in PushPolicy], default=PushPolicy.IF_MISSING.value,
         help="load the DCIA P4 program onto switches: if-missing (default), always, never",
     )
@@ -304,7 +309,8 @@ def run_deploy(args: argparse.Namespace, console: Console) -> int:
         console.file.write(json.dumps({"model": model.name, **best.to_dict()}, indent=2) + "\n")
     else:
         _print_plan(console, model.name, model.layers, topology.route(args.path), best, {})
-    target = from_plan(best, model.layers, topology, model_id=model_id, version=version)
+    target = from_plan(best, model.layers, topology, model_id=model_id, version=version,
+                       spread_over=args.spread)
     reports = asyncio.run(session.apply(target, push=PushPolicy(args.push_pipeline)))
     table = Table(title=f"Deployed {model.name} as model {model_id} v{version}")
     for column in ("switch", "layers", "inserted", "modified", "deleted"):
@@ -313,6 +319,18 @@ def run_deploy(args: argparse.Namespace, console: Console) -> int:
         table.add_row(r.name, _indices(a.layers), str(r.inserted), str(r.modified), str(r.deleted))
     console.print(table)
     return 0
+
+
+def _weights(text: str) -> dict[str, int]:
+    """``cloud-a=3,cloud-b=1`` as {path: weight}."""
+    out = {}
+    for part in text.split(","):
+        name, sep, weight = part.partition("=")
+        if not sep or not name or not weight.isdigit() or int(weight) < 1:
+            raise argparse.ArgumentTypeError(
+                f"{part!r}: give PATH=WEIGHT with a positive integer weight, like cloud-a=3")
+        out[name] = int(weight)
+    return out
 
 
 def configure_undeploy(parser: argparse.ArgumentParser) -> None:
@@ -484,6 +502,18 @@ def run_top(args: argparse.Namespace, console: Console) -> int:
     return top.run(args, console)
 
 
+def configure_steer(parser: argparse.ArgumentParser) -> None:
+    from controller import steer
+
+    steer.configure(parser)
+
+
+def run_steer(args: argparse.Namespace, console: Console) -> int:
+    from controller import steer
+
+    return steer.run(args, console)
+
+
 def configure_shell(parser: argparse.ArgumentParser) -> None:
     from controller import shell
 
@@ -517,6 +547,8 @@ COMMANDS: tuple[Command, ...] = (
             configure_testbed, run_testbed),
     Command("top", "live view: per switch and agent, what is computed and counted per second",
             configure_top, run_top),
+    Command("steer", "path selector: steer on live metrics, re-plan with hysteresis, fail over",
+            configure_steer, run_steer),
     Command("shell", "p4runtime-shell connected to one switch (its own virtual environment)",
             configure_shell, run_shell),
 )

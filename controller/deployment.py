@@ -16,6 +16,7 @@ one transaction.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -23,7 +24,9 @@ import finsy as fy
 
 from controller import entries as E
 from controller.planner import Plan
+from controller.routes import port_mac
 from controller.topology import Switch, Topology
+from dcia.errors import TopologyError
 from dcia.layers import Layer
 
 MODEL_TABLES = (E.T_LAYERS, E.T_EMBEDDINGS, E.T_VERSIONS, E.T_STEERING,
@@ -72,6 +75,8 @@ class SwitchAssignment:
     layers: dict[int, Layer] = field(default_factory=dict)
     """Layer index in the model -> the quantized layer this switch computes."""
     steering: tuple[fy.P4TableEntry, ...] = ()
+    layer_rate: float | None = None
+    """Packets per second each of its layers may compute (its meter); None: unmetered."""
 
 
 @dataclass(frozen=True)
@@ -88,9 +93,11 @@ def desired_entries(model_id: int, version: int, a: SwitchAssignment) -> list[fy
     if not a.layers and not a.steering:
         return []
     wanted = E.version_entries(model_id, [version]) if a.layers else []
+    meter = E.meter_config(a.layer_rate) if a.layer_rate is not None else None
     for index, layer in sorted(a.layers.items()):
-        wanted += E.layer_entries(layer, model_id=model_id, version=version, index=index,
-                                  more=index + 1 in a.layers)
+        wanted += [dataclasses.replace(e, meter_config=meter) if e.table_id == E.T_LAYERS else e
+                   for e in E.layer_entries(layer, model_id=model_id, version=version,
+                                            index=index, more=index + 1 in a.layers)]
     return wanted + list(a.steering)
 
 
@@ -112,28 +119,92 @@ def in_scope(table: str, match: Mapping[str, object], model_id: int, version: in
     return entry_version == version
 
 
+def spread(topology: Topology, weights: Mapping[str, int], *, model_id: int,
+           layers: range) -> tuple[str, tuple[fy.P4TableEntry, ...]]:
+    """Steering that spreads a model's tensors over the clouds of several paths by weight.
+
+    ``weights``: path name -> weight (a positive integer). The paths must start alike up
+    to a switch, the *branch*, and end at cloud hosts. Returns the branch and its entries:
+    one per next layer in ``layers``, each a group with one member per path: out of the
+    port towards that path's next node, the IPv4 destination rewritten to that path's
+    cloud, the port watched (where the switch honours watch ports, a link that goes down
+    takes its member out at once).
+
+    >>> from controller.topology import load_topology
+    >>> topo = load_topology("topologies/balanced.toml")
+    >>> branch, entries = spread(topo, {"cloud-a": 3, "cloud-b": 1}, model_id=1, layers=range(1, 4))
+    >>> branch, len(entries), [(w, a.args["dst_ip"]) for w, a in entries[0].action.action_set]
+    ('s2', 3, [((3, 2), '10.0.2.2'), ((1, 3), '10.0.4.3')])
+    """
+    if len(weights) < 2:
+        raise TopologyError("spreading needs two paths or more, with a weight each")
+    routes = {}
+    for name, weight in weights.items():
+        if name not in topology.paths:
+            raise TopologyError(f"topology {topology.name} has no path {name!r} "
+                                f"(paths: {', '.join(topology.paths)})")
+        if not isinstance(weight, int) or weight < 1:
+            raise TopologyError(f"path {name}: weight {weight!r} must be a positive integer")
+        routes[name] = topology.paths[name]
+    shared = 0
+    while all(len(r) > shared + 1 and r[shared] == next(iter(routes.values()))[shared]
+              for r in routes.values()):
+        shared += 1
+    branch = next(iter(routes.values()))[shared - 1] if shared else None
+    if branch not in topology.switches:
+        raise TopologyError(f"paths {', '.join(routes)} do not part at a switch "
+                            f"(they share {shared} first nodes)")
+    hops = []
+    for name, nodes in routes.items():
+        cloud, after = nodes[-1], nodes[shared]
+        if topology.capability(cloud).kind != "cloud":
+            raise TopologyError(f"path {name} ends at {cloud}, which is not a cloud host")
+        port = topology.port(branch, after)
+        mac = (topology.host_interface(cloud, name).mac if after == cloud
+               else port_mac(topology, after, topology.port(after, branch)))
+        hops.append(E.NextHop(port, mac, topology.host_address(cloud, name),
+                              weight=weights[name], watch=port))
+    return branch, tuple(E.steering_entry(model_id=model_id, layer=i, hops=hops) for i in layers)
+
+
 def from_plan(plan: Plan, layers: list[Layer], topology: Topology, *,
-              model_id: int, version: int) -> Deployment:
+              model_id: int, version: int,
+              spread_over: Mapping[str, int] | None = None) -> Deployment:
     """The deployment that puts ``plan``'s switch stages in place on ``topology``.
 
     Every switch on the plan's path gets an assignment, the ones without layers an empty
     one (which removes what an earlier plan left there). When a switch computes the last
-    layer it also answers the edge (steer_answer back along the path).
+    layer it also answers the edge (steer_answer back along the path). A switch that
+    advertises ``layers_per_s`` gets its share of it as the meter rate of each of its
+    layers; what is offered beyond goes on to the next capable node. With ``spread_over``
+    (path -> weight, ``spread``) what leaves the network for the cloud is spread over the
+    clouds of those paths.
     """
     names = [c.name for c in topology.route(plan.route).nodes]
     edge = topology.host_interface(names[0], plan.route)  # its address on this path
     held = {s.node: {i: layers[i] for i in s.layers} for s in plan.stages}
     last = next(s.node for s in reversed(plan.stages) if s.stop > s.start)
+    extra: dict[str, tuple[fy.P4TableEntry, ...]] = {}
+    if spread_over:
+        if plan.route not in spread_over:
+            raise TopologyError(f"the plan's path {plan.route} is not among the spread paths "
+                                f"({', '.join(spread_over)})")
+        branch, spreading = spread(topology, spread_over, model_id=model_id,
+                                   layers=range(plan.stages[0].stop, len(layers)))
+        extra[branch] = spreading
     assignments = []
     for position, name in enumerate(names):
         if name not in topology.switches:
             continue
         steering: tuple[fy.P4TableEntry, ...] = ()
         if name == last:
-            steering = (E.steering_entry(
-                model_id=model_id, layer=len(layers), answer=True, dst_mac=edge.mac,
-                dst_ip=edge.ip.split("/")[0],
-                port=topology.port(name, names[position - 1])),)
-        assignments.append(SwitchAssignment(endpoint_of(topology.switches[name]),
-                                            held.get(name, {}), steering))
+            back = E.NextHop(topology.port(name, names[position - 1]), edge.mac,
+                             edge.ip.split("/")[0], answer=True)
+            steering = (E.steering_entry(model_id=model_id, layer=len(layers), hops=[back]),)
+        steering += extra.get(name, ())
+        mine = held.get(name, {})
+        capacity = topology.switches[name].capability.layers_per_s
+        rate = capacity / len(mine) if capacity is not None and mine else None
+        assignments.append(SwitchAssignment(endpoint_of(topology.switches[name]), mine,
+                                            steering, rate))
     return Deployment(model_id, version, tuple(assignments))

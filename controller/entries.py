@@ -14,6 +14,7 @@ values into canonical byte strings when the entries are written.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import finsy as fy
 
@@ -31,7 +32,7 @@ T_ROUTES = f"{INGRESS}.ipv4_lpm"
 C_STATS = f"{INGRESS}.dcia_stats"
 C_LAYER_STATS = f"{INGRESS}.layer_stats"
 C_IPV4_DROPS = f"{INGRESS}.ipv4_drops"
-STAT_NAMES = ("computed", "pass-through", "version mismatch", "malformed")
+STAT_NAMES = ("computed", "pass-through", "version mismatch", "malformed", "deferred")
 """``dcia_stats`` by index (p4src/dcia.p4: STAT_*)."""
 DROP_NAMES = ("ttl expired", "bad checksum", "bad header")
 """``ipv4_drops`` by index (p4src/dcia.p4: DROP_*)."""
@@ -183,26 +184,74 @@ def version_entries(model_id: int, versions: Sequence[int]) -> list[fy.P4TableEn
     return entries
 
 
-def steering_entry(
-    *, model_id: int, layer: int, port: int, dst_mac: str, dst_ip: str | None = None,
-    answer: bool = False,
-) -> fy.P4TableEntry:
-    """Send tensors of ``model_id`` whose next layer is ``layer`` out of ``port``.
+@dataclass(frozen=True)
+class NextHop:
+    """One member of a steering group: where a tensor goes, and how much of the traffic.
 
-    With ``dst_ip`` the IPv4 destination is rewritten (redirection to another node); with
-    ``answer`` as well, the tensor becomes the answer to the edge at ``dst_ip`` (``layer``
-    is then the model's layer count: every layer is done).
+    ``dst_ip`` rewrites the IPv4 destination (redirection to another node); with ``answer``
+    the tensor becomes the answer to the edge at ``dst_ip``. ``watch`` is the port whose
+    loss takes this member out of the choice at once, where the switch honours watch
+    ports (P4Runtime fast failover; see docs/embedded-switch.md).
     """
-    match = fy.P4TableMatch(model_id=model_id, layer=layer)
-    if answer:
-        if dst_ip is None:
-            raise ParameterRangeError("an answer needs the edge's address (dst_ip)")
-        action = fy.P4TableAction("steer_answer", port=port, dst_mac=dst_mac, edge_ip=dst_ip)
-    elif dst_ip is None:
-        action = fy.P4TableAction("steer", port=port, dst_mac=dst_mac)
-    else:
-        action = fy.P4TableAction("steer_redirect", port=port, dst_mac=dst_mac, dst_ip=dst_ip)
-    return fy.P4TableEntry(T_STEERING, match=match, action=action)
+
+    port: int
+    dst_mac: str
+    dst_ip: str | None = None
+    answer: bool = False
+    weight: int = 1
+    watch: int | None = None
+
+    def action(self) -> fy.P4TableAction:
+        if self.answer:
+            if self.dst_ip is None:
+                raise ParameterRangeError("an answer needs the edge's address (dst_ip)")
+            return fy.P4TableAction("steer_answer", port=self.port, dst_mac=self.dst_mac,
+                                    edge_ip=self.dst_ip)
+        if self.dst_ip is None:
+            return fy.P4TableAction("steer", port=self.port, dst_mac=self.dst_mac)
+        return fy.P4TableAction("steer_redirect", port=self.port, dst_mac=self.dst_mac,
+                                dst_ip=self.dst_ip)
+
+
+def steering_entry(*, model_id: int, layer: int, hops: Sequence[NextHop]) -> fy.P4TableEntry:
+    """Send tensors of ``model_id`` whose next layer is ``layer`` to one of ``hops``.
+
+    ``tensor_steering`` is an action selector: the entry is a one-shot action set, one
+    weighted member per hop; the switch hashes the source address and the request id, so
+    a request and its retries always take the same hop.
+
+    >>> e = steering_entry(model_id=1, layer=3, hops=[
+    ...     NextHop(2, "08:00:00:00:02:22", "10.0.2.2", weight=3),
+    ...     NextHop(3, "08:00:00:00:04:33", "10.0.4.3", weight=1, watch=3)])
+    >>> [(w, a.name) for w, a in e.action.action_set]
+    [(3, 'steer_redirect'), ((1, 3), 'steer_redirect')]
+    """
+    if not hops:
+        raise ParameterRangeError(f"steering of model {model_id} layer {layer}: no next hop")
+    members = []
+    for hop in hops:
+        if hop.weight < 1:
+            raise ParameterRangeError(f"next hop on port {hop.port}: weight {hop.weight} < 1")
+        weight = hop.weight if hop.watch is None else (hop.weight, hop.watch)
+        members.append(weight * hop.action())
+    return fy.P4TableEntry(T_STEERING, match=fy.P4TableMatch(model_id=model_id, layer=layer),
+                           action=fy.P4IndirectAction(members))
+
+
+METER_BURST_S = 0.01
+"""A layer meter lets a burst of this many seconds of its rate through at once."""
+
+
+def meter_config(layers_per_s: float) -> fy.P4MeterConfig:
+    """The direct meter of a ``layers`` entry for a rate in packets per second: one rate
+    (committed = peak), so a packet is either within it (computed) or deferred.
+
+    >>> meter_config(2000)
+    P4MeterConfig(cir=2000, cburst=20, pir=2000, pburst=20, eburst=0)
+    """
+    rate = max(1, round(layers_per_s))
+    burst = max(1, round(layers_per_s * METER_BURST_S))
+    return fy.P4MeterConfig(cir=rate, cburst=burst, pir=rate, pburst=burst)
 
 
 def route_entry(*, prefix: str, port: int, dst_mac: str) -> fy.P4TableEntry:

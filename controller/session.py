@@ -223,7 +223,15 @@ class SwitchReport:
 
 
 Key = tuple[str, frozenset, int]
-"""An entry's identity: its table's full name, match and priority (its value is its action)."""
+"""An entry's identity: its table's full name, match and priority (its value: ``_value``)."""
+
+_ANY_METER = fy.P4MeterConfig(cir=0, cburst=0, pir=0, pburst=0)
+"""Set in a read request, it asks for the entries' direct meter configs."""
+
+
+def _value(entry: fy.P4TableEntry) -> tuple:
+    """What a deployment sets in an entry: its action and its meter (None: unconfigured)."""
+    return entry.action, entry.meter_config
 
 
 class _SwitchTxn:
@@ -247,7 +255,10 @@ class _SwitchTxn:
 
     async def current(self) -> dict[Key, fy.P4TableEntry]:
         found = {}
-        async for e in self.sw.read([fy.P4TableEntry(t) for t in MODEL_TABLES]):
+        # a layer's meter is read back only when asked for (P4Runtime 9.1: direct resources)
+        ask = [fy.P4TableEntry(t, meter_config=_ANY_METER if t == E.T_LAYERS else None)
+               for t in MODEL_TABLES]
+        async for e in self.sw.read(ask):
             key = self.identity(e)
             if in_scope(key[0], e.match or {}, self.model_id, self.version):
                 found[key] = e
@@ -259,7 +270,7 @@ class _SwitchTxn:
         have = await self.current()
         deletes = [k for k in have if k not in target]
         inserts = [k for k in target if k not in have]
-        modifies = [k for k in target if k in have and target[k].action != have[k].action]
+        modifies = [k for k in target if k in have and _value(target[k]) != _value(have[k])]
 
         def fresh(entry: fy.P4TableEntry) -> fy.P4TableEntry:
             return dataclasses.replace(entry)  # finsy's +/-/~ mark the entity itself
@@ -288,7 +299,7 @@ class _SwitchTxn:
                                   f"entries missing and {len(extra)} unexpected (in "
                                   f"{', '.join(tables)})")
         for k, entry in self.desired.items():
-            if have[k].action != entry.action:
+            if _value(have[k]) != _value(entry):
                 raise DeploymentError(f"switch {self.sw.name}: read-back differs for an entry "
                                       f"of table {entry.table_id}")
 
@@ -392,6 +403,9 @@ class SwitchStatus:
     read_at: float = 0.0
     """``time.monotonic()`` when the counters were read (rates come from two readings)."""
     error: str | None = None
+    unreachable: bool = False
+    """No P4Runtime server answered (a missed heartbeat); False with an ``error`` means it
+    answered but could not be read (for example: no pipeline yet)."""
 
 
 async def switch_status(endpoint: SwitchEndpoint, pipeline: Pipeline | None = None) -> SwitchStatus:
@@ -419,4 +433,5 @@ async def switch_status(endpoint: SwitchEndpoint, pipeline: Pipeline | None = No
                     status.layers_computed[c.index] = c.data.packet_count
     except DciaError as exc:
         status.error = str(exc)
+        status.unreachable = isinstance(exc, SwitchUnreachable)
     return status

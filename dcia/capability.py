@@ -154,6 +154,10 @@ class Capability:
     models: tuple[LoadedModel, ...] = ()
     delay_s: float | None = None
     """Measured processing delay of a request here (CATS delay_raw; None: not measured)."""
+    layers_per_s: float | None = None
+    """Layers per second the node computes at most (None: not limited). On a switch this
+    sets the meters of its layers: what it is offered beyond it goes on uncomputed, to
+    the next capable node (p4src/dcia.p4: STAT_DEFERRED)."""
 
     def __post_init__(self) -> None:
         try:
@@ -182,6 +186,7 @@ class Capability:
         self._check_number("macs_per_s", self.macs_per_s, 0, open_low=True)
         self._check_number("layer_time_s", self.layer_time_s, 0, required=True)
         self._check_number("delay_s", self.delay_s, 0)
+        self._check_number("layers_per_s", self.layers_per_s, 0, open_low=True)
         self._check_number("load", self.load, 0, required=True)
         if self.load > 1:
             raise CapabilityError(f"node {self.name}: load {self.load} is outside 0..1")
@@ -273,6 +278,8 @@ class Capability:
             raw.append(Metric(0, "compute_macs", self.macs_per_s, "MAC/s", "nominal"))
         if self.delay_s is not None:
             raw.append(Metric(0, "delay_raw", self.delay_s, "s", "measurement", "mean"))
+        if self.layers_per_s is not None:
+            raw.append(Metric(0, "compute_rate", self.layers_per_s, "layers/s", "nominal", "max"))
         t = self.layer_seconds(_REFERENCE_LAYER) + (self.delay_s or 0.0)
         compute = round(NORM_SCALE * (1 - self.load))
         delay = round(NORM_SCALE * REFERENCE_TIME_S / (REFERENCE_TIME_S + t))

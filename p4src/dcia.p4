@@ -13,6 +13,14 @@
  *
  * Sizes: a layer reads and writes at most MAX_NET_ELEMS (16) elements; one switch
  * computes at most MAX_PASSES (8) consecutive layers of one packet.
+ *
+ * Load: every layer entry has a packet-rate meter (direct_meter on `layers`, configured
+ * by the controller from the switch's advertised capacity). A packet above the committed
+ * rate is not computed here: it goes on unchanged, counted as deferred, and the next
+ * capable node computes the layer. Steering goes through an action selector, so a
+ * (model, next layer) can be spread over several next hops by weight; the selector
+ * hashes the source address and the request id, so one request (and its retries) always
+ * takes the same member.
  */
 #include <core.p4>
 #include <v1model.p4>
@@ -51,6 +59,7 @@ const bit<32> STAT_COMPUTED         = 0;   /* layers computed */
 const bit<32> STAT_PASSTHROUGH      = 1;   /* tensor packets forwarded without state */
 const bit<32> STAT_VERSION_MISMATCH = 2;   /* known model, another version: not computed */
 const bit<32> STAT_MALFORMED        = 3;   /* malformed tensor packets: never computed */
+const bit<32> STAT_DEFERRED         = 4;   /* layers left to the next node: over the meter rate */
 
 /* Indices of the ipv4_drops counter: IPv4 packets of any protocol that a router must not
  * forward, dropped before anything else looks at them. */
@@ -62,6 +71,9 @@ const bit<32> DROP_BAD_HEADER   = 2;       /* version not 4, ihl < 5, impossible
 const bit<8> MODEL_UNKNOWN       = 0;
 const bit<8> MODEL_VERSION_HERE  = 1;
 const bit<8> MODEL_OTHER_VERSION = 2;
+
+/* Meter colours (v1model): above the committed rate is YELLOW, above the peak RED. */
+const bit<2> METER_GREEN = 0;
 
 typedef bit<9>  egressSpec_t;
 typedef bit<48> macAddr_t;
@@ -156,6 +168,7 @@ struct metadata_t {
     int<32>  acc;            /* accumulator of the element being computed */
     bit<16>  mult;           /* its requantization multiplier and shift */
     bit<8>   shift;
+    bit<2>   color;          /* the layer meter's verdict: METER_GREEN computes */
     int<64>  q;              /* its requantized value before saturation */
     bit<8>   yq;             /* and after: the int8 output */
     ELEMENT_FIELDS(x)
@@ -288,7 +301,7 @@ control DciaVerifyChecksum(inout headers_t hdr, inout metadata_t meta) {
 control DciaIngress(inout headers_t hdr, inout metadata_t meta,
                     inout standard_metadata_t std) {
 
-    counter(4, CounterType.packets_and_bytes) dcia_stats;     /* STAT_* */
+    counter(5, CounterType.packets_and_bytes) dcia_stats;     /* STAT_* */
     counter(3, CounterType.packets_and_bytes) ipv4_drops;     /* DROP_* */
     counter(256, CounterType.packets_and_bytes) layer_stats;  /* by layer index */
 
@@ -341,14 +354,21 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
         hdr.udp.checksum = 0;
     }
 
+    /* Members are (action, weight) pairs; a member's watch port, where the target honours
+     * it, takes the member out of the choice while that port is down (fast failover). */
+    @max_group_size(64)
+    action_selector(HashAlgorithm.crc32, 32w1024, 32w32) steering_selector;
+
     table tensor_steering {
         key = {
             hdr.dcia.model_id:   exact @name("model_id");
             hdr.dcia.next_layer: exact @name("layer");
+            hdr.ipv4.srcAddr:    selector;
+            hdr.dcia.request_id: selector;
         }
-        actions = { steer; steer_redirect; steer_answer; NoAction; }
+        actions = { steer; steer_redirect; steer_answer; }
         size = 1024;
-        default_action = NoAction();
+        implementation = steering_selector;
     }
 
     /* ---- which versions of a model this switch holds ---- */
@@ -370,7 +390,10 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
 
     /* ---- the layer held for (model, version, next layer) ---- */
 
+    direct_meter<bit<2>>(MeterType.packets) layer_meter;
+
     action dense_layer(bit<16> n_in, bit<16> n_out, bit<8> act, bit<1> more) {
+        layer_meter.read(meta.color);
         meta.kind = KIND_DENSE;
         meta.n_in = n_in;
         meta.n_out = n_out;
@@ -381,6 +404,7 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
     /* y_i = requantize(scale_i * x_i + offset_i): int8 scales, int16 offsets. */
     action elementwise_layer(bit<16> n, bit<8> act, bit<16> mult, bit<8> shift,
                              bit<128> scales, bit<256> offsets, bit<1> more) {
+        layer_meter.read(meta.color);
         meta.kind = KIND_ELEMENTWISE;
         meta.n_in = n;
         meta.n_out = n;
@@ -394,6 +418,7 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
 
     /* Input: two elements, the big-endian uint16 id; output: n_out elements. */
     action embedding_layer(bit<16> n_out, bit<1> more) {
+        layer_meter.read(meta.color);
         meta.kind = KIND_EMBEDDING;
         meta.n_in = 2;
         meta.n_out = n_out;
@@ -410,6 +435,7 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
         actions = { dense_layer; elementwise_layer; embedding_layer; NoAction; }
         size = 1024;
         default_action = NoAction();
+        meters = layer_meter;
     }
 
     /* ---- requantization (dcia/arithmetic.py: requantize) ----
@@ -563,6 +589,9 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
                     /* the tensor does not have the shape this layer takes */
                     mark_malformed();
                     hdr.dcia.flags = hdr.dcia.flags | FLAG_MALFORMED;
+                } else if (meta.color != METER_GREEN) {
+                    /* over this layer's rate: the next capable node computes it */
+                    dcia_stats.count(STAT_DEFERRED);
                 } else {
                     LOAD_INPUT(0)  LOAD_INPUT(1)  LOAD_INPUT(2)  LOAD_INPUT(3)
                     LOAD_INPUT(4)  LOAD_INPUT(5)  LOAD_INPUT(6)  LOAD_INPUT(7)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from dcia.layers import Layer
 from dcia.wire import DCIA_VERSION, HEADER_BYTES, MAX_NET_ELEMS, MAX_PASSES, MAX_WIRE_ELEMS, Flag
 
-STAT_COMPUTED, STAT_PASSTHROUGH, STAT_VERSION_MISMATCH, STAT_MALFORMED = range(4)
+STAT_COMPUTED, STAT_PASSTHROUGH, STAT_VERSION_MISMATCH, STAT_MALFORMED, STAT_DEFERRED = range(5)
+# STAT_DEFERRED: a layer over its meter's rate; unconfigured meters (these models) never defer
 # indices of ipv4_drops: IPv4 packets of any protocol dropped before anything else
 DROP_TTL_EXPIRED, DROP_BAD_CHECKSUM, DROP_BAD_HEADER = range(3)
 

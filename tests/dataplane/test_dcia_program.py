@@ -193,7 +193,8 @@ def test_random_tensors_match_the_integer_reference(rig):
                                        "ordinary")), kinds
 
     stats = rig.counters("dcia_stats")
-    assert [stats.get(i, 0) for i in range(4)] == [state.counters[i] for i in range(4)]
+    assert [stats.get(i, 0) for i in range(len(entries.STAT_NAMES))] == [
+        state.counters[i] for i in range(len(entries.STAT_NAMES))]
     per_layer = rig.counters("layer_stats")
     assert {k: v for k, v in per_layer.items() if v} == dict(state.layer_counters)
 
@@ -204,11 +205,11 @@ def test_steering_sends_tensors_by_model_and_layer_and_answers_the_edge(rig):
     rig.install(models)
     rig.write([
         # model 1 after layer 2 (next layer 3): back out of port 1 to another node
-        +entries.steering_entry(model_id=1, layer=3, port=1, dst_mac="08:00:00:00:01:99",
-                                dst_ip="10.0.1.9"),
+        +entries.steering_entry(model_id=1, layer=3, hops=[
+            entries.NextHop(1, "08:00:00:00:01:99", "10.0.1.9")]),
         # model 2 is done after its two layers: this switch answers the edge
-        +entries.steering_entry(model_id=2, layer=2, port=1, dst_mac=HOST1["mac"],
-                                dst_ip=HOST1["ip"], answer=True),
+        +entries.steering_entry(model_id=2, layer=2, hops=[
+            entries.NextHop(1, HOST1["mac"], HOST1["ip"], answer=True)]),
     ])
     x = random_int8s(rng, 16)
     ident = next(iter(models[1].layers[0].table))

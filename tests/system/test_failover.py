@@ -43,7 +43,7 @@ FAILOVER_BOUND = 0.5
 trip when the machine is idle; its two cores are shared here)."""
 
 
-def testbed_run(run_dir: Path, target: str, *args: str) -> tuple[int, str, dict]:
+def run_testbed(run_dir: Path, target: str, *args: str) -> tuple[int, str, dict]:
     """`dcia testbed run` on the redundant topology; its exit status, output and results."""
     proc = subprocess.run(
         [sys.executable, "-m", "controller.cli", "testbed", "run", "--topology",
@@ -72,7 +72,7 @@ def reference():
 def test_a_fault_on_the_preferred_path_loses_no_request(tmp_path, reference, fault, target):
     if target == "bmv2" and find_bmv2() is None:
         pytest.skip("BMv2 simple_switch_grpc is not installed here; the embedded switch runs it")
-    code, output, saved = testbed_run(tmp_path, target, "--fail", fault)
+    code, output, saved = run_testbed(tmp_path, target, "--fail", fault)
     assert code == 0, output
     s = saved["summary"]
     assert s["lost"] == 0 and s["answered"] == s["requests"] == REQUESTS, output
@@ -99,7 +99,7 @@ def test_a_fault_on_the_preferred_path_loses_no_request(tmp_path, reference, fau
 
 def test_a_fault_on_the_backup_path_costs_nothing(tmp_path, reference):
     """s3 carries no traffic: nothing to fail over, nothing redirected, not a lost node."""
-    code, output, saved = testbed_run(tmp_path, "embedded", "--fail", "s3@1s",
+    code, output, saved = run_testbed(tmp_path, "embedded", "--fail", "s3@1s",
                                       "--requests", "200")
     assert code == 0, output
     s = saved["summary"]
@@ -115,6 +115,6 @@ def test_a_fault_on_the_backup_path_costs_nothing(tmp_path, reference):
     (["--fail", "h1@1s"], "h1 is the edge host"),
 ], ids=["unknown-node", "after-the-run", "unknown-link", "edge"])
 def test_a_bad_fault_is_refused_before_the_network_starts(tmp_path, args, message):
-    code, output, saved = testbed_run(tmp_path, "embedded", *args)
+    code, output, saved = run_testbed(tmp_path, "embedded", *args)
     assert code == 2 and message in output and "error:" in output, output
     assert saved == {} and not list(tmp_path.glob("*.log")), "nothing was started"

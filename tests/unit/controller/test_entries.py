@@ -66,13 +66,28 @@ def test_versions_table_gets_the_held_versions_above_a_wildcard():
 
 
 def test_steering_actions():
-    plain = E.steering_entry(model_id=1, layer=2, port=3, dst_mac="08:00:00:00:02:22")
-    redirect = E.steering_entry(model_id=1, layer=2, port=3, dst_mac="08:00:00:00:02:22",
-                                dst_ip="10.0.3.3")
-    answer = E.steering_entry(model_id=1, layer=4, port=1, dst_mac="08:00:00:00:01:11",
-                              dst_ip="10.0.1.1", answer=True)
-    assert [e.action.name for e in (plain, redirect, answer)] == ["steer", "steer_redirect", "steer_answer"]
+    def one(**hop):
+        return E.steering_entry(model_id=1, layer=2, hops=[E.NextHop(**hop)])
+
+    plain = one(port=3, dst_mac="08:00:00:00:02:22")
+    redirect = one(port=3, dst_mac="08:00:00:00:02:22", dst_ip="10.0.3.3")
+    answer = one(port=1, dst_mac="08:00:00:00:01:11", dst_ip="10.0.1.1", answer=True)
+    assert [e.action.action_set[0][1].name for e in (plain, redirect, answer)] == [
+        "steer", "steer_redirect", "steer_answer"]
     with pytest.raises(ParameterRangeError, match="edge's address"):
-        E.steering_entry(model_id=1, layer=4, port=1, dst_mac="08:00:00:00:01:11", answer=True)
+        one(port=1, dst_mac="08:00:00:00:01:11", answer=True)
     encodes([plain, redirect, answer, E.route_entry(prefix="10.0.1.0/24", port=1,
                                                     dst_mac="08:00:00:00:01:11")])
+
+
+def test_steering_groups_carry_weights_and_watch_ports():
+    hops = [E.NextHop(2, "08:00:00:00:02:22", "10.0.2.2", weight=3, watch=2),
+            E.NextHop(3, "08:00:00:00:04:33", "10.0.4.3")]
+    entry = E.steering_entry(model_id=1, layer=3, hops=hops)
+    [encoded] = encodes([entry])
+    members = encoded.action.action_profile_action_set.action_profile_actions
+    assert [(m.weight, m.WhichOneof("watch_kind")) for m in members] == [(3, "watch_port"), (1, None)]
+    with pytest.raises(ParameterRangeError, match="no next hop"):
+        E.steering_entry(model_id=1, layer=3, hops=[])
+    with pytest.raises(ParameterRangeError, match="weight 0"):
+        E.steering_entry(model_id=1, layer=3, hops=[E.NextHop(2, "08:00:00:00:02:22", weight=0)])
