@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -571,6 +572,17 @@ def build_parser(commands: Sequence[Command] = COMMANDS,
     return parser
 
 
+PIPED_WIDTH = 160
+"""Columns of the tables when the output is not a terminal and COLUMNS is unset (rich's
+default there, 80, folds the status table's cells into unreadable, ungreppable lines)."""
+
+
+def _console() -> Console:
+    if sys.stdout.isatty() or "COLUMNS" in os.environ:
+        return Console()
+    return Console(width=PIPED_WIDTH)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dcia`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -585,7 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("finsy").addHandler(logging.NullHandler())
     try:
-        return args.run(args, Console())
+        return args.run(args, _console())
     except DciaError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR

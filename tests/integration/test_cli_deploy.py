@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -36,8 +37,10 @@ def topology(request, tmp_path):
 
 
 def dcia(*args: str) -> subprocess.CompletedProcess:
+    """`dcia ARGS` with its output piped, as a script reads it (pytest sets COLUMNS=80)."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     return subprocess.run([sys.executable, "-m", "controller.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=env)
 
 
 def test_deploy_status_undeploy_the_demo_model(topology):
