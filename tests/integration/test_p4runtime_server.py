@@ -20,6 +20,7 @@ import pytest
 from finsy.p4entity import P4Replica
 from finsy.proto import p4r
 
+from controller.entries import STAT_NAMES
 from embedded_switch.p4runtime.server import P4RUNTIME_API_VERSION, serve
 from embedded_switch.p4runtime.status import Code
 from embedded_switch.ports import PortSet
@@ -744,7 +745,7 @@ def test_the_dcia_program_is_served(server):
 
     routes, stats = asyncio.run(asyncio.wait_for(scenario(), timeout=60))
     assert [r.match["ipv4_dst"] for r in routes] == [(0x0A000200, 24)]
-    assert len(stats) == 4
+    assert len(stats) == len(STAT_NAMES)
 
 
 def ipv4(ttl: int) -> bytes:

@@ -25,6 +25,7 @@ import pytest
 
 from controller import session
 from controller.deployment import Deployment, SwitchAssignment, SwitchEndpoint
+from controller.entries import DROP_NAMES, STAT_NAMES
 from controller.shell import STAMP, shell_venv
 from dcia.arithmetic import Activation
 from dcia.artifacts import Pipeline
@@ -171,8 +172,8 @@ def test_inserts_and_deletes_an_entry(switch, topology):
 
 def test_reads_the_counters(switch, topology):
     [counts] = results(dcia_shell("s2", "--topology", str(topology), code=READ_COUNTERS))
-    assert counts == {"dcia_stats": [[i, 0, 0] for i in range(4)],
-                      "ipv4_drops": [[i, 0, 0] for i in range(3)]}
+    assert counts == {"dcia_stats": [[i, 0, 0] for i in range(len(STAT_NAMES))],
+                      "ipv4_drops": [[i, 0, 0] for i in range(len(DROP_NAMES))]}
 
 
 def test_a_packet_out_is_computed_and_counted(switch, topology):
@@ -186,7 +187,7 @@ def test_a_packet_out_is_computed_and_counted(switch, topology):
     code = f"FRAMES = {[bytes(f).hex() for f in frames]!r}\n{PACKET_OUT}"
     [out] = results(dcia_shell("s2", "--topology", str(topology), code=code))
     assert out == {"refused": "controller packet metadata 'packet_out' does not exist",
-                   "dcia_stats": {"0": 1, "1": 0, "2": 0, "3": 1}, "layer_0": [1],
+                   "dcia_stats": {"0": 1, "1": 0, "2": 0, "3": 1, "4": 0}, "layer_0": [1],
                    "stream_errors": 0}
 
 
