@@ -57,8 +57,11 @@ def _write(address: str, updates: list) -> None:
     asyncio.run(go())
 
 
-def overload(target: str, rate: float | None, requests: int, window: int, tmp: Path) -> dict:
-    """One overload run: the switch's layers metered at ``rate`` (None: unmetered)."""
+def overload(target: str, rate: float | None, requests: int, window: int, tmp: Path,
+             offered: float | None = None) -> dict:
+    """One overload run: the switch's layers metered at ``rate`` layers per second in all
+    (None: unmetered); the edge keeps ``window`` requests in flight and, with
+    ``offered``, starts at most that many requests per second."""
     from controller import entries as E
     from controller.deployment import Deployment, SwitchAssignment, SwitchEndpoint
     from controller.demo_model import load_demo
@@ -102,7 +105,8 @@ def overload(target: str, rate: float | None, requests: int, window: int, tmp: P
                     ["ip", "netns", "exec", lab.ns(1), sys.executable, "-m", "hosts.edge_agent",
                      "--model", str(model_file), "--cloud", CLOUD["ip"], "--edge-layers", "1",
                      "--inputs", str(tmp / "inputs.npy"), "--window", str(window),
-                     "--timeout", "2", "--give-up-after", "0"],
+                     "--timeout", "2", "--give-up-after", "0",
+                     *(["--rate", str(offered)] if offered else [])],
                     cwd=ROOT, capture_output=True, text=True, timeout=600)
                 elapsed = time.perf_counter() - started
             finally:
@@ -124,6 +128,7 @@ def overload(target: str, rate: float | None, requests: int, window: int, tmp: P
             "switch_computed_part": sum(v for k, v in by_switch.items() if 0 < k < n - 1),
             "cloud_computed_all": by_switch.get(0, 0),
             "deferred": stats.get("deferred", 0), "computed": stats.get("computed", 0),
+            "computed_per_s": stats.get("computed", 0) / elapsed,
             "retries": sum(r["attempts"] - 1 for r in results)}
 
 

@@ -120,8 +120,11 @@ class NetLab:
 
     def configure_host(self, port: int, *, ip: str, mac: str, peers: dict[str, str]) -> None:
         """Give host ``port`` an address (``10.0.1.1/24``), a MAC, a default route out of
-        its interface and static ARP entries ``{peer ip: mac}``, as Mininet testbeds do."""
+        its interface and static ARP entries ``{peer ip: mac}``, and turn its transmit
+        checksum offload off, as Mininet testbeds do (mininet_topos/host.py): a veth
+        otherwise sends UDP checksums unfinished, and the switch counts them as bad."""
         ifname = self.host_ifname(port)
+        _run("ip", "netns", "exec", self.ns(port), "ethtool", "-K", ifname, "tx", "off")
         _run("ip", "netns", "exec", self.ns(port), "ip", "link", "set", ifname, "address", mac)
         _run("ip", "netns", "exec", self.ns(port), "ip", "addr", "add", ip, "dev", ifname)
         _run("ip", "netns", "exec", self.ns(port), "ip", "route", "add", "default", "dev", ifname)
