@@ -104,9 +104,14 @@ def test_a_sigkilled_make_run_leaves_nothing_behind(tmp_path, linear):
     proc, output = start_make_run(run_dir)
     try:
         deadline = time.monotonic() + 30
-        while not _processes_with("hosts.cloud_server") and time.monotonic() < deadline:
+        owned = []
+        while time.monotonic() < deadline:
+            # the testbed records a program just after starting it: wait for the record
+            cloud = _processes_with("hosts.cloud_server")
+            owned = tb.Testbed(linear).owned_processes()
+            if cloud and set(cloud) <= {pid for pid, _ in owned}:
+                break
             time.sleep(0.05)
-        owned = tb.Testbed(linear).owned_processes()
         programs = {"switch": _processes_with(f"--log-file {run_dir}/"),
                     "cloud": _processes_with(f"--stats {run_dir}/")}
         proc.kill()
