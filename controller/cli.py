@@ -262,7 +262,7 @@ def configure_deploy(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", type=_wire_id, help="model version, 0..65535 "
                         "(default: the model's)")
     parser.add_argument(
-        "--spread", type=_weights, metavar="PATH=W,PATH=W[,...]",
+        "--spread", type=spread_weights, metavar="PATH=W,PATH=W[,...]",
         help="spread what leaves the network over these paths' clouds by weight, like "
              "cloud-a=3,cloud-b=1 (the paths must part at a switch; --path is one of them)",
     )
@@ -322,8 +322,12 @@ def run_deploy(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _weights(text: str) -> dict[str, int]:
-    """``cloud-a=3,cloud-b=1`` as {path: weight}."""
+def spread_weights(text: str) -> dict[str, int]:
+    """``cloud-a=3,cloud-b=1`` as {path: weight} (the type of ``--spread`` arguments).
+
+    >>> spread_weights("cloud-a=3,cloud-b=1")
+    {'cloud-a': 3, 'cloud-b': 1}
+    """
     out = {}
     for part in text.split(","):
         name, sep, weight = part.partition("=")

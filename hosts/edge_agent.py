@@ -29,7 +29,8 @@ Answers are idempotent: the first answer to a request wins; another one (the fir
 answering late, after the retry on the second was answered) is counted in ``duplicates``.
 Only an answer from an address the request was sent to (a switch that answers on the
 cloud's behalf, ``steer_answer``, sends from the cloud's address) or from one of
-``answerers`` is taken. Any other datagram, and an answer for another model than the
+``answerers`` (``--answerer``: the other clouds of a spread, where a switch steers requests
+by weight) is taken. Any other datagram, and an answer for another model than the
 request's, is counted in ``strays`` and dropped.
 
     python -m hosts.edge_agent --model run/model.json --cloud 10.0.2.2 --cloud 10.0.4.3 \\
@@ -420,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cloud", action="append", required=True,
                         help="IPv4 address of a cloud server; repeat for failover, most "
                              "preferred first")
+    parser.add_argument("--answerer", action="append", default=[], metavar="ADDRESS",
+                        help="also take answers from this address: a cloud that a switch "
+                             "may steer requests to (dcia deploy --spread); repeatable")
     parser.add_argument("--edge-layers", type=int, default=1, help="layers the edge computes")
     parser.add_argument("--inputs", type=Path, required=True,
                         help=".npy file of float inputs (quantized here), one row per request")
@@ -456,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
                           bind=("0.0.0.0", args.local_port),
                           retry=RetryPolicy(args.timeout, args.backoff, args.attempts),
                           failover=failover, window=args.window, rate=args.rate,
-                          no_offload=args.no_offload, give_up_after=args.give_up_after)
+                          no_offload=args.no_offload, give_up_after=args.give_up_after,
+                          answerers=tuple(args.answerer))
     except ValueError as exc:
         parser.error(str(exc))
 

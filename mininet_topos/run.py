@@ -52,7 +52,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from controller.cli import spread_weights
 from controller.demo_model import load_demo
+from controller.deployment import spread
 from controller.planner import Constraints, Forbid, Objective, Plan, plan
 from controller.topology import Topology, load_topology
 from dcia.artifacts import Pipeline
@@ -76,14 +78,16 @@ def stage_text(plan_: Plan) -> list[tuple[str, str]]:
 def summary(model: QuantizedModel, plans: dict[str, Plan], topology: Topology, labels: np.ndarray,
             float_pred: np.ndarray, int_logits: np.ndarray, results: list[RequestResult],
             counters: dict[str, SwitchCounters], clouds: dict[str, dict], target: str,
-            lost_nodes: dict[str, str], faults: list[dict] | None = None) -> dict:
+            lost_nodes: dict[str, str], faults: list[dict] | None = None,
+            spread: dict[str, int] | None = None) -> dict:
     """Everything the table shows, as plain values (also saved as JSON). ``plans`` by path,
     the preferred (the edge's first cloud) first. A lost switch has ``{"lost": true,
     "error": ...}`` instead of counters (``"lost": false`` for one a fault took down on
     purpose), a lost cloud the same instead of its counters;
     ``unanswered`` counts the other requests by status; ``answers_by_cloud`` the answers
     taken from each cloud (by its host); ``faults`` what each injected fault cost
-    (mininet_topos.faults.measure)."""
+    (mininet_topos.faults.measure); ``spread`` each spread path's cloud host, weight and
+    share of the answers."""
     ok = [r for r in results if r.ok]
     latencies = np.array([r.latency_s for r in ok]) * 1e3
     net_pred = np.array([r.predicted for r in results])
@@ -103,6 +107,10 @@ def summary(model: QuantizedModel, plans: dict[str, Plan], topology: Topology, l
         "answered_by_switches": sum(r.cloud_from == len(model.layers) for r in ok),
         "lost_nodes": lost_nodes,
         "faults": faults or [],
+        "spread": {name: {"cloud": topology.paths[name][-1], "weight": w,
+                          "expected": w / sum(spread.values()),
+                          "share": by_cloud[topology.paths[name][-1]] / len(ok) if ok else None}
+                   for name, w in (spread or {}).items()},
         "accuracy": {
             "float": float(np.mean(float_pred == labels)),
             "integer_reference": float(np.mean(int_logits.argmax(axis=1) == labels)),
@@ -143,6 +151,10 @@ def print_summary(console: Console, s: dict) -> None:
         head.add_row(f"[red]LOST: {node}[/red]", reason)
     head.add_row("answers per cloud (its server or the switch answering on its path)",
                  ", ".join(f"{host} {n}" for host, n in s["answers_by_cloud"].items()) or "none")
+    for name, sp in s["spread"].items():
+        share = "-" if sp["share"] is None else f"{sp['share']:.1%}"
+        head.add_row(f"spread: path {name} ({sp['cloud']}), weight {sp['weight']}",
+                     f"{share} of the answers (weight share {sp['expected']:.1%})")
     head.add_row("answered by the last computing switch / by a cloud server",
                  f"{s['answered_by_switches']} / {s['answered'] - s['answered_by_switches']}")
     lat = s["latency_ms"]
@@ -220,6 +232,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-layers-per-switch", type=int,
                         help="spread the in-network layers (1: one layer per switch)")
     parser.add_argument("--window", type=int, default=8, help="requests in flight at once")
+    parser.add_argument("--spread", type=spread_weights, metavar="PATH=W,PATH=W[,...]",
+                        help="spread the requests over these paths' clouds by weight, at the "
+                             "switch where the paths part (topologies/balanced.toml: "
+                             "cloud-a=3,cloud-b=1); the first path is the planned one")
     parser.add_argument("--cloud-layers", type=int, default=0,
                         help="the model's last N layers run on the cloud servers and only "
                              "there, the others on the edge and the switches: every request "
@@ -296,8 +312,20 @@ def run(args: argparse.Namespace, console: Console) -> int:
     constraints = Constraints(objective=Objective(args.objective),
                               max_layers_per_switch=args.max_layers_per_switch,
                               forbid=cloud_only(len(model.layers), args.cloud_layers))
-    paths = failover_paths(topology, args.path)
-    plans = {p: plan(model.layers, topology.route(p), constraints) for p in paths}
+    if args.spread and faults:
+        raise TestbedError("--spread and --fail together are not supported: a fault's "
+                           "failover is measured between the edge's clouds, and a spread's "
+                           "clouds are chosen by the switch")
+    paths = list(args.spread) if args.spread else failover_paths(topology, args.path)
+    if args.spread and args.path:
+        if args.path not in args.spread:
+            raise TestbedError(f"--path {args.path} is not one of the --spread paths "
+                               f"({', '.join(args.spread)})")
+        paths = [args.path] + [p for p in paths if p != args.path]
+    if args.spread:  # the paths must part at a switch and end at clouds: say so now
+        spread(topology, args.spread, model_id=model.model_id, layers=range(0))
+    planned = paths[:1] if args.spread else paths
+    plans = {p: plan(model.layers, topology.route(p), constraints) for p in planned}
     preferred = plans[paths[0]]
     edge_layers = preferred.stages[0].stop
     console.print(f"model {model.name}: {', '.join(f'{l.kind} {l.n_in}->{l.n_out}' for l in model.layers)}")
@@ -336,12 +364,15 @@ def run(args: argparse.Namespace, console: Console) -> int:
         if loss:
             console.print(f"[yellow]warning: {loss:.0f}% of pings between the hosts were lost[/yellow]")
         for plan_ in plans.values():
-            bed.deploy(model, plan_)
+            bed.deploy(model, plan_, args.spread)
         console.print("model deployed: " + ", ".join(
             f"{s.node} {list(s.layers)}" for p in plans.values() for s in p.stages
             if s.node in topology.switches))
         bed.start_clouds(model_file, paths)
         clouds = [bed.address(bed.cloud_host(p), p) for p in paths]
+        answerers = clouds[1:] if args.spread else []
+        if args.spread:  # the edge sends to the planned path's cloud; s2 steers by weight
+            clouds = clouds[:1]
         if args.action == "cli":
             return open_cli(bed, console, model_file, inputs_file, preferred, paths, clouds)
         before = bed.counters()
@@ -357,7 +388,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 progress.update(task, advance=1, status=f"{failed[0]} failed" if failed[0] else "")
 
             results = bed.run_edge(model_file, inputs_file, edge_layers=edge_layers,
-                                   path=paths[0], clouds=clouds, window=args.window,
+                                   path=paths[0], clouds=clouds, answerers=answerers,
+                                   window=args.window,
                                    timeout=timeout, rate=args.rate,
                                    failover=FailoverPolicy(args.down_after, args.hold_down),
                                    schedule=schedule, on_result=advance)
@@ -385,7 +417,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                      for record in schedule.injected]
     int_logits = model.forward_int(model.quantize_input(x))
     s = summary(model, plans, topology, labels, model.float_model.predict(x), int_logits,
-                results, counters, cloud_stats, target, lost, fault_reports)
+                results, counters, cloud_stats, target, lost, fault_reports, args.spread)
     print_summary(console, s)
     (args.run_dir / "results.json").write_text(json.dumps(
         {"summary": s, "started_at": schedule.start, "requests": [asdict(r) for r in results]},

@@ -50,7 +50,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -147,7 +147,7 @@ class Testbed:
         """Nodes and links (``link:A-B``) ``fail`` took down and ``restore`` has not brought back."""
         self.restarted: set[str] = set()
         """Switches ``restore`` started again (their counters start from zero then)."""
-        self.deployed: list[tuple[QuantizedModel, Plan]] = []
+        self.deployed: list[tuple[QuantizedModel, Plan, Mapping[str, int] | None]] = []
         """Every plan ``deploy`` put in place, to put back on a restarted switch."""
         self.cloud_models: dict[str, Path] = {}
         """Cloud host -> the model file its server was started with."""
@@ -242,14 +242,17 @@ class Testbed:
     def endpoints(self) -> dict[str, SwitchEndpoint]:
         return endpoints(self.topology)
 
-    def deploy(self, model: QuantizedModel, plan: Plan) -> Deployment:
-        """Put the plan's switch stages in place (controller.deployment.from_plan, then session.apply)."""
+    def deploy(self, model: QuantizedModel, plan: Plan,
+               spread_over: Mapping[str, int] | None = None) -> Deployment:
+        """Put the plan's switch stages in place (controller.deployment.from_plan, then
+        session.apply); with ``spread_over`` (path -> weight) what leaves the network goes to
+        those paths' clouds by weight."""
         deployment = from_plan(plan, model.layers, self.topology, model_id=model.model_id,
-                               version=model.version)
+                               version=model.version, spread_over=spread_over)
         asyncio.run(apply(deployment, self.pipeline, push=PushPolicy.NEVER))
-        self.deployed = [(m, p) for m, p in self.deployed
+        self.deployed = [(m, p, w) for m, p, w in self.deployed
                          if (m.model_id, m.version, p.route) != (model.model_id, model.version, plan.route)]
-        self.deployed.append((model, plan))
+        self.deployed.append((model, plan, spread_over))
         return deployment
 
     def undeploy(self, model: QuantizedModel, switch: str) -> None:
@@ -340,13 +343,15 @@ class Testbed:
 
     def run_edge(self, model_file: Path, inputs_file: Path, *, edge_layers: int,
                  path: str | None = None, clouds: Sequence[str] | None = None,
+                 answerers: Sequence[str] = (),
                  requests: int | None = None, window: int = 16, timeout: float = 1.0,
                  attempts: int = 5, rate: float | None = None,
                  failover: FailoverPolicy = FailoverPolicy(), schedule: Schedule | None = None,
                  on_result: Callable[[RequestResult], None] | None = None) -> list[RequestResult]:
         """Run hosts.edge_agent in the edge host of ``path`` until every request is answered
         or given up; it sends to ``clouds`` (addresses, most preferred first; default: the
-        cloud's address on that path) and fails over between them.
+        cloud's address on that path) and fails over between them; it also takes answers
+        from ``answerers`` (the other clouds of a spread).
 
         ``schedule``: faults to inject while it runs, timed from the first request's send
         (its first result carries it); they run in this thread, between results.
@@ -357,6 +362,7 @@ class Testbed:
         clouds = list(clouds or [self.address(self.cloud_host(path), path)])
         argv = [sys.executable, "-m", "hosts.edge_agent", "--model", str(model_file),
                 *(arg for c in clouds for arg in ("--cloud", c)),
+                *(arg for a in answerers for arg in ("--answerer", a)),
                 "--edge-layers", str(edge_layers), "--inputs", str(inputs_file),
                 "--window", str(window), "--timeout", str(timeout), "--attempts", str(attempts),
                 "--down-after", str(failover.down_after), "--hold-down", str(failover.hold_down)]
@@ -439,9 +445,9 @@ class Testbed:
             self._save_state()
             self.restarted.add(target)
             asyncio.run(self._install_routes(target))
-            for model, plan in self.deployed:
+            for model, plan, spread_over in self.deployed:
                 if target in self.topology.paths[plan.route]:
-                    self.deploy(model, plan)
+                    self.deploy(model, plan, spread_over)
         else:
             self.start_cloud(self.cloud_models[target], host=target)
         self.down_on_purpose.discard(target)
