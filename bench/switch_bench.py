@@ -2,7 +2,7 @@
 
 Programs: (a) plain Ethernet/IPv4 forwarding (tests/conformance/programs/basic_fwd.json)
 and (b) the DCIA program (p4src/build/dcia.json) computing a 16x16 int8 dense layer
-with ReLU; its outputs are checked bit for bit against dcia.arithmetic. For (b) it also
+with ReLU; its outputs are checked bit for bit against dcia.arithmetic. For both it also
 compares whole switch processes set up over P4Runtime with the same entries: dcia-switch
 against BMv2 simple_switch_grpc (where installed), in the same run. Prints a table and
 writes the figures as JSON.
@@ -155,31 +155,61 @@ def over_veth(sw: Switch, frame: bytes, seconds: float) -> float:
             ports.stop()
 
 
-def switch_process(target: str, layer, frame: bytes, seconds: float) -> float:
-    """A switch process (`embedded` dcia-switch or `bmv2` simple_switch_grpc) configured
-    over P4Runtime with the same DCIA entries, measured over veth pairs."""
+def forwarding_writes() -> list:
+    """The P4Runtime entries of `setup_forwarding`: H2's /24 routed to port 2."""
+    import finsy as fy
+    return [+fy.P4TableEntry("FwdIngress.ipv4_lpm", match=fy.P4TableMatch({"hdr.ipv4.dstAddr": "10.0.2.0/24"}),
+                             action=fy.P4TableAction("FwdIngress.route", dst_mac=_mac(H2["mac"]), port=2))]
+
+
+def dcia_writes(layer) -> list:
+    """The P4Runtime entries of `setup_dcia`: the dense layer and H2's route."""
+    from controller import entries
+    return ([+e for e in entries.dense_entries(layer, model_id=7, version=1, index=0)]
+            + [+entries.route_entry(prefix="10.0.2.0/24", port=2, dst_mac=H2["mac"])])
+
+
+def switch_process(target: str, bmv2_json: Path, p4info: Path, writes: list, frame: bytes, seconds: float) -> float:
+    """A switch process (`embedded` dcia-switch or `bmv2` simple_switch_grpc) given the
+    program and `writes` over P4Runtime, measured over veth pairs."""
     import asyncio
 
     import finsy as fy
 
-    from controller import entries
-    from dcia.artifacts import Pipeline
     from dcia.targets import SwitchConfig, SwitchProcess, free_tcp_port
     from tests.netlab import NetLab
     with NetLab("bproc", ports=2) as lab:
         config = SwitchConfig(ports={1: lab.switch_ifname(1), 2: lab.switch_ifname(2)},
                               grpc_addr=f"127.0.0.1:{free_tcp_port()}", log_level="error")
         with SwitchProcess(target, config):
-            pipeline = Pipeline.default()
-
             async def configure():
-                opts = fy.SwitchOptions(p4info=pipeline.p4info, p4blob=pipeline.bmv2_json, device_id=1)
+                opts = fy.SwitchOptions(p4info=p4info, p4blob=bmv2_json, device_id=1)
                 async with fy.Switch("s1", config.grpc_addr, opts) as sw:
-                    await sw.write([+e for e in entries.dense_entries(layer, model_id=7, version=1, index=0)]
-                                   + [+entries.route_entry(prefix="10.0.2.0/24", port=2, dst_mac=H2["mac"])])
+                    await sw.write(writes)
 
             asyncio.run(configure())
             return closed_loop_pps(lab.host_socket(1), lab.host_socket(2), frame, seconds)
+
+
+def processes(seconds: float, dcia_json: Path) -> list[dict]:
+    """Both switch processes on each program, with the same P4Runtime entries and frames."""
+    from dcia.targets import find_bmv2
+    _, fwd_frame, _ = setup_forwarding(FWD_JSON)
+    layer, dcia_frame, _ = dcia_case()
+    cases = [("plain forwarding", FWD_JSON, FWD_JSON.with_suffix(".p4info.txtpb"), forwarding_writes(), fwd_frame)]
+    if dcia_json.exists():
+        cases.append(("DCIA dense 16x16", dcia_json, dcia_json.with_suffix(".p4info.txtpb"), dcia_writes(layer),
+                      dcia_frame))
+    rows = []
+    for name, bmv2_json, p4info, writes, frame in cases:
+        for target in ("embedded", "bmv2"):
+            mode = f"{target} process, P4Runtime, veth"
+            if target == "bmv2" and find_bmv2() is None:
+                rows.append({"program": name, "mode": mode, "skipped": "simple_switch_grpc not found"})
+                continue
+            rows.append({"program": name, "mode": mode,
+                         "pps": switch_process(target, bmv2_json, p4info, writes, frame, seconds)})
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,8 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     veth = not args.no_veth and os.geteuid() == 0
     rows = []
-    for name, path, setup in (("plain forwarding", FWD_JSON, setup_forwarding),
-                              ("DCIA dense 16x16", args.dcia_json, setup_dcia)):
+    programs = (("plain forwarding", FWD_JSON, setup_forwarding),
+                ("DCIA dense 16x16", args.dcia_json, setup_dcia))
+    for name, path, setup in programs:
         if not path.exists():
             rows.append({"program": name, "mode": "-", "skipped": f"{path} missing (compile it with p4c)"})
             continue
@@ -202,16 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"program": name, "mode": "Switch.process", "pps": in_process(sw, frame, args.seconds)})
         if veth:
             rows.append({"program": name, "mode": "PortSet over veth", "pps": over_veth(sw, frame, args.seconds)})
-    if veth and DCIA_JSON.exists():
-        from dcia.targets import find_bmv2
-        layer, frame, _ = dcia_case()
-        for target in ("embedded", "bmv2"):
-            mode = f"{target} process, P4Runtime, veth"
-            if target == "bmv2" and find_bmv2() is None:
-                rows.append({"program": "DCIA dense 16x16", "mode": mode, "skipped": "simple_switch_grpc not found"})
-                continue
-            rows.append({"program": "DCIA dense 16x16", "mode": mode,
-                         "pps": switch_process(target, layer, frame, args.seconds)})
+    if veth:
+        rows += processes(args.seconds, args.dcia_json)
+        rows.sort(key=lambda r: [name for name, _, _ in programs].index(r["program"]))
     table = Table(title=f"Packets per second ({args.seconds:g} s per figure)")
     for column in ("program", "mode", "packets/s"):
         table.add_column(column, justify="right" if column == "packets/s" else "left")
