@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from controller import session
-from controller.deployment import Deployment, SwitchAssignment, endpoint_of, from_plan
+from controller.deployment import Deployment, SwitchAssignment, endpoint_of, from_plan, spread_weights
 from controller.entries import DROP_NAMES, STAT_NAMES
 from controller.planner import (
     Constraints,
@@ -94,6 +94,9 @@ def configure_plan(parser: argparse.ArgumentParser) -> None:
         "--edge-layers", type=int, default=1, metavar="N",
         help="the first N layers run on the edge (default 1: the raw input never leaves the edge)",
     )
+    parser.add_argument("--model-id", type=_wire_id, help="model id on the wire, 0..65535 "
+                        "(default: the model's; the policy rules of that model apply, every "
+                        "rule for a layer list)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
@@ -102,25 +105,38 @@ def run_plan(args: argparse.Namespace, console: Console) -> int:
     name, layers = read_model_shapes(args.model)
     log.info("model %s: %s", name, ", ".join(f"{layer.kind} {layer.n_in}->{layer.n_out}" for layer in layers))
     route = topology.route(args.path)
-    constraints = _constraints(args, topology, len(layers))
+    constraints = _constraints(args, topology, route, args.model_id, len(layers))
     best = plan(layers, route, constraints)
     baselines = _baselines(layers, route, constraints)
     if args.json:
         body = {"model": name, "layers": len(layers), **best.to_dict(),
-                "baselines": {k: (p.to_dict() if p else None) for k, p in baselines.items()}}
+                "baselines": {k: (p.to_dict() if p else None) for k, p in baselines.items()},
+                "policy": policy_exclusions(constraints)}
         console.file.write(json.dumps(body, indent=2) + "\n")
     else:
-        _print_plan(console, name, layers, route, best, baselines)
+        _print_plan(console, name, layers, route, best, baselines, constraints)
     return 0
 
 
-def _constraints(args: argparse.Namespace, topology: Topology, n_layers: int) -> Constraints:
-    return Constraints(
+def _constraints(args: argparse.Namespace, topology: Topology, route: Route,
+                 model_id: int | None, n_layers: int) -> Constraints:
+    """The command's constraints with the topology's policy for ``route`` added."""
+    base = Constraints(
         min_edge_layers=args.edge_layers,
         forbid=tuple(parse_forbid(text, topology, n_layers) for text in args.forbid),
         max_layers_per_switch=args.max_layers_per_switch,
         objective=Objective(args.objective),
     )
+    return topology.policy.constraints(base, route, model_id, n_layers)
+
+
+def policy_exclusions(constraints: Constraints) -> dict[str, dict[str, list[int]]]:
+    """Rule -> node -> the layers the topology's policy keeps off that node."""
+    out: dict[str, dict[str, list[int]]] = {}
+    for f in constraints.forbid:
+        if f.rule:
+            out.setdefault(f.rule, {})[f.where] = sorted(f.layers) if f.layers is not None else []
+    return out
 
 
 def read_model_shapes(path: Path) -> tuple[str, list[LayerShape]]:
@@ -209,7 +225,7 @@ def _layer_range(stage: Stage) -> str:
 
 def _print_plan(
     console: Console, name: str, layers: Sequence[LayerShape], route: Route, best: Plan,
-    baselines: dict[str, Plan | None],
+    baselines: dict[str, Plan | None], constraints: Constraints,
 ) -> None:
     console.print(
         f"[bold]{name}[/] ({len(layers)} layers) on path [bold]{route.name}[/] ({route}), "
@@ -240,6 +256,10 @@ def _print_plan(
         f"Predicted latency [bold]{_ms(best.latency_s)}[/]; bottleneck {_ms(best.bottleneck_s)} "
         f"(≈ {1 / best.bottleneck_s:,.0f} requests/s)."
     )
+    for rule, nodes in policy_exclusions(constraints).items():
+        kept = "; ".join(f"{node} from layers {', '.join(map(str, ls))}" if ls else f"{node} from every layer"
+                         for node, ls in nodes.items())
+        console.print(f"Policy rule '{rule}' keeps {kept}.")
     if baselines:
         compared = ", ".join(
             f"{label} {_ms(p.latency_s) if p else 'not allowed'}" for label, p in baselines.items()
@@ -257,8 +277,6 @@ def configure_deploy(parser: argparse.ArgumentParser) -> None:
         help="with an .onnx model: float input samples to calibrate on, a .npy file of shape "
              "(n, inputs), or 'digits' for the demo model's training set",
     )
-    parser.add_argument("--model-id", type=_wire_id, help="model id on the wire, 0..65535 "
-                        "(default: the model's)")
     parser.add_argument("--version", type=_wire_id, help="model version, 0..65535 "
                         "(default: the model's)")
     parser.add_argument(
@@ -304,12 +322,14 @@ def run_deploy(args: argparse.Namespace, console: Console) -> int:
         if not 0 <= value <= MAX_MODEL_ID:
             raise ModelImportError(f"{args.model}: {what} {value} does not fit the DCIA header "
                                    f"(0..{MAX_MODEL_ID}); give --model-id/--version")
-    best = plan(model.layers, topology.route(args.path),
-                _constraints(args, topology, len(model.layers)))
+    route = topology.route(args.path)
+    constraints = _constraints(args, topology, route, model_id, len(model.layers))
+    best = plan(model.layers, route, constraints)
     if args.json:
-        console.file.write(json.dumps({"model": model.name, **best.to_dict()}, indent=2) + "\n")
+        console.file.write(json.dumps({"model": model.name, **best.to_dict(),
+                                       "policy": policy_exclusions(constraints)}, indent=2) + "\n")
     else:
-        _print_plan(console, model.name, model.layers, topology.route(args.path), best, {})
+        _print_plan(console, model.name, model.layers, route, best, {}, constraints)
     target = from_plan(best, model.layers, topology, model_id=model_id, version=version,
                        spread_over=args.spread)
     reports = asyncio.run(session.apply(target, push=PushPolicy(args.push_pipeline)))
@@ -320,22 +340,6 @@ def run_deploy(args: argparse.Namespace, console: Console) -> int:
         table.add_row(r.name, _indices(a.layers), str(r.inserted), str(r.modified), str(r.deleted))
     console.print(table)
     return 0
-
-
-def spread_weights(text: str) -> dict[str, int]:
-    """``cloud-a=3,cloud-b=1`` as {path: weight} (the type of ``--spread`` arguments).
-
-    >>> spread_weights("cloud-a=3,cloud-b=1")
-    {'cloud-a': 3, 'cloud-b': 1}
-    """
-    out = {}
-    for part in text.split(","):
-        name, sep, weight = part.partition("=")
-        if not sep or not name or not weight.isdigit() or int(weight) < 1:
-            raise argparse.ArgumentTypeError(
-                f"{part!r}: give PATH=WEIGHT with a positive integer weight, like cloud-a=3")
-        out[name] = int(weight)
-    return out
 
 
 def configure_undeploy(parser: argparse.ArgumentParser) -> None:

@@ -16,6 +16,7 @@ one transaction.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -167,6 +168,22 @@ def spread(topology: Topology, weights: Mapping[str, int], *, model_id: int,
     return branch, tuple(E.steering_entry(model_id=model_id, layer=i, hops=hops) for i in layers)
 
 
+def spread_weights(text: str) -> dict[str, int]:
+    """``cloud-a=3,cloud-b=1`` as {path: weight} (the type of ``--spread`` arguments).
+
+    >>> spread_weights("cloud-a=3,cloud-b=1")
+    {'cloud-a': 3, 'cloud-b': 1}
+    """
+    out = {}
+    for part in text.split(","):
+        name, sep, weight = part.partition("=")
+        if not sep or not name or not weight.isdigit() or int(weight) < 1:
+            raise argparse.ArgumentTypeError(
+                f"{part!r}: give PATH=WEIGHT with a positive integer weight, like cloud-a=3")
+        out[name] = int(weight)
+    return out
+
+
 def from_plan(plan: Plan, layers: list[Layer], topology: Topology, *,
               model_id: int, version: int,
               spread_over: Mapping[str, int] | None = None) -> Deployment:
@@ -179,8 +196,23 @@ def from_plan(plan: Plan, layers: list[Layer], topology: Topology, *,
     layers; what is offered beyond goes on to the next capable node. With ``spread_over``
     (path -> weight, ``spread``) what leaves the network for the cloud is spread over the
     clouds of those paths.
+
+    The topology's policy (controller.policy) is checked first: a plan that breaks it, on
+    its path or on a spread path, is a PolicyError naming the rule, and nothing is built.
+    A switch holding a private layer (``private_layers``) gets no meter: a deferred
+    packet would carry that layer's input on towards the untrusted nodes.
     """
-    names = [c.name for c in topology.route(plan.route).nodes]
+    route = topology.route(plan.route)
+    names = [c.name for c in route.nodes]
+    policy = topology.policy
+    policy.check(plan.assignment, route, model_id)
+    for other in spread_over or ():
+        if other != plan.route and other in topology.paths:
+            # the same plan with the other path's cloud computing what this one's would
+            cloud = {names[-1]: topology.paths[other][-1]}
+            policy.check([cloud.get(n, n) for n in plan.assignment], topology.route(other),
+                         model_id)
+    private = range(policy.private_layers + 1) if policy.private_layers else range(0)
     edge = topology.host_interface(names[0], plan.route)  # its address on this path
     held = {s.node: {i: layers[i] for i in s.layers} for s in plan.stages}
     last = next(s.node for s in reversed(plan.stages) if s.stop > s.start)
@@ -205,6 +237,8 @@ def from_plan(plan: Plan, layers: list[Layer], topology: Topology, *,
         mine = held.get(name, {})
         capacity = topology.switches[name].capability.layers_per_s
         rate = capacity / len(mine) if capacity is not None and mine else None
+        if any(i in private for i in mine):
+            rate = None
         assignments.append(SwitchAssignment(endpoint_of(topology.switches[name]), mine,
                                             steering, rate))
     return Deployment(model_id, version, tuple(assignments))

@@ -56,6 +56,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from controller.policy import Forbid
 from controller.topology import Route
 from dcia.capability import Capability, NodeKind
 from dcia.layers import LayerKind, LayerShape, check_chain, mac_count
@@ -148,17 +149,6 @@ def read_layer_list(path: str | Path) -> list[LayerSpec]:
 
 
 @dataclass(frozen=True)
-class Forbid:
-    """Policy: ``where`` (a node name or a kind) must not run ``layers`` (None: any layer)."""
-
-    where: str
-    layers: frozenset[int] | None = None
-
-    def applies(self, node: Capability, layer: int) -> bool:
-        return self.where in (node.name, node.kind) and (self.layers is None or layer in self.layers)
-
-
-@dataclass(frozen=True)
 class Constraints:
     """What a plan must respect besides the nodes' capabilities."""
 
@@ -178,8 +168,10 @@ class Constraints:
     def why_not(self, node: Capability, index: int, layer: LayerShape) -> str | None:
         """Why ``node`` may not run layer ``index`` (capability or policy), or None."""
         reason = node.can_run(layer)
-        if reason is None and any(f.applies(node, index) for f in self.forbid):
-            reason = f"is forbidden on {node.label} by policy"
+        if reason is None:
+            forbid = next((f for f in self.forbid if f.applies(node, index)), None)
+            if forbid is not None:
+                reason = f"is forbidden on {node.label} by {forbid.source}"
         return reason
 
     def max_layers(self, node: Capability) -> int | None:

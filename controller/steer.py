@@ -9,6 +9,8 @@ exact planner, controller.planner), and decides:
 - ``deploy``: nothing of the model is in the network yet: the best plan goes in;
 - ``failover``: the deployed plan's path has a dead node: the best plan on a live path
   goes in at once;
+- ``enforce``: the deployed plan (read back from the switches) breaks the topology's
+  policy (controller.policy): the best plan that keeps it goes in at once;
 - ``move``: a plan predicted ``min_gain`` (relative) faster than the deployed one under
   the same live metrics has been the best for ``hold_rounds`` rounds in a row: it goes in
   (the hysteresis that keeps noise from making the plan flap);
@@ -57,7 +59,7 @@ from controller.observe import Snapshot, observe
 from controller.planner import Constraints, Forbid, Objective, Plan, evaluate, plan
 from controller.topology import Topology, check_tls_files, load_topology
 from dcia.capability import Capability
-from dcia.errors import DciaError, PlanError
+from dcia.errors import DciaError, PlanError, PolicyError
 from dcia.layers import Layer
 
 log = logging.getLogger(__name__)
@@ -111,7 +113,7 @@ class Decision:
 
     @property
     def changes_deployment(self) -> bool:
-        return self.action in ("deploy", "failover", "move", "restore", "rebalance")
+        return self.action in ("deploy", "failover", "enforce", "move", "restore", "rebalance")
 
     def to_dict(self) -> dict[str, Any]:
         def brief(p: Plan | None):
@@ -134,12 +136,14 @@ class PathSelector:
 
     def __init__(self, topology: Topology, layers: Sequence[Layer], constraints: Constraints,
                  config: SteerConfig = SteerConfig(), current: Plan | None = None,
-                 spread: Sequence[str] = ()):
+                 spread: Sequence[str] = (), model_id: int | None = None):
         self.topology, self.layers = topology, list(layers)
         self.spread = tuple(spread)
         self.weights: dict[str, int] | None = None
         """The spread's weights deployed now."""
         self.constraints, self.config = constraints, config
+        self.model_id = model_id
+        """Whose policy rules apply (None: every rule of the topology's policy)."""
         self.current = current
         self.basis: dict[str, Capability] = {}
         """The records the deployed plan was made with."""
@@ -171,7 +175,8 @@ class PathSelector:
                 candidates[name] = f"dead: {', '.join(gone)}"
                 continue
             try:
-                plans[name] = plan(self.layers, live.route(name), self.constraints)
+                route = live.route(name)
+                plans[name] = plan(self.layers, route, self._rules(route))
                 candidates[name] = plans[name].latency_s
             except PlanError as exc:
                 candidates[name] = f"no plan: {exc}"
@@ -195,6 +200,12 @@ class PathSelector:
             return self._commit(decision(
                 "failover", f"{', '.join(gone)} on path {self.current.route} dead "
                 f"({self.config.dead_after} rounds without a reading)", best), live)
+        try:
+            self.topology.policy.check(self.current.assignment,
+                                       self.topology.route(self.current.route), self.model_id)
+        except PolicyError as exc:
+            return self._commit(decision("enforce", f"the deployed plan breaks the policy: {exc}",
+                                         best), live)
         now = self._reevaluate(live)
         if now is None:
             return self._commit(decision("failover", "the deployed plan no longer fits the "
@@ -245,6 +256,11 @@ class PathSelector:
         self.basis = {n: live.capability(n) for n in live.node_names}
         return d
 
+    def _rules(self, route) -> Constraints:
+        """The loop's constraints with the topology's policy for ``route``."""
+        return self.topology.policy.constraints(self.constraints, route, self.model_id,
+                                                len(self.layers))
+
     def _cost(self, p: Plan) -> float:
         if self.constraints.objective is Objective.THROUGHPUT:
             return p.bottleneck_s
@@ -260,7 +276,7 @@ class PathSelector:
         index = {n.name: i for i, n in enumerate(route.nodes)}
         try:
             return evaluate(self.layers, route, [index[n] for n in self.current.assignment],
-                            self.constraints)
+                            self._rules(route))
         except (PlanError, KeyError):
             return None
 
@@ -414,7 +430,7 @@ async def _loop(topology, layers, constraints, config, model_id, version, spread
     snap, previous = await observe(topology, config.interval_s)
     selector = PathSelector(topology, layers, constraints, config,
                             deployed_plan(topology, layers, constraints, snap, model_id, version),
-                            spread)
+                            spread, model_id)
     rounds = 0
     while True:
         rounds += 1

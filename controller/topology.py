@@ -54,6 +54,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from controller.policy import Policy, parse_policy
 from dcia.capability import DCIA_PROGRAM, Capability, NodeKind
 from dcia.errors import CapabilityError, TopologyError
 
@@ -65,7 +66,7 @@ _INTERFACE_KEYS = frozenset({"ip", "mac", "gateway", "gateway_mac"})
 _HOST_KEYS = frozenset({"kind", "interfaces", "metrics"}) | _INTERFACE_KEYS
 _SWITCH_KEYS = frozenset({"kind", "grpc", "device_id", "tls"})
 _LINK_KEYS = frozenset({"endpoints", "bandwidth_mbps", "delay_ms", "loss_pct"})
-_TOP_KEYS = frozenset({"name", "description", "hosts", "switches", "links", "paths"})
+_TOP_KEYS = frozenset({"name", "description", "hosts", "switches", "links", "paths", "policy"})
 DEFAULT_BANDWIDTH_MBPS = 1000.0
 PORT_BITS = 9
 """Width of a port number in p4src/dcia.p4 (``egressSpec_t``, v1model's ``egress_spec``)."""
@@ -190,6 +191,8 @@ class Topology:
     switches: Mapping[str, Switch]
     links: tuple[Link, ...]
     paths: Mapping[str, tuple[str, ...]]
+    policy: Policy = Policy()
+    """Where inference may run (controller.policy; the file's ``[policy]``)."""
 
     def capability(self, name: str) -> Capability:
         node = self.hosts.get(name) or self.switches.get(name)
@@ -338,6 +341,8 @@ class _Parser:
                 seen[value] = s
         links = self.links(data.get("links", []), hosts, switches)
         paths = self.paths(data.get("paths", {}), hosts, switches, links)
+        nodes = {n: x.capability for n, x in (*hosts.items(), *switches.items())}
+        policy = parse_policy(data["policy"], nodes) if "policy" in data else Policy()
         return Topology(
             name=str(data.get("name", default_name)),
             description=str(data.get("description", "")),
@@ -345,6 +350,7 @@ class _Parser:
             switches=switches,
             links=links,
             paths=paths,
+            policy=policy,
         )
 
     def host(self, name: str, table: Mapping[str, Any]) -> Host:

@@ -32,6 +32,10 @@ class PlanError(DciaError):
     """No partition plan satisfies the model, the path and the constraints."""
 
 
+class PolicyError(DciaError):
+    """A placement breaks the operator's policy (the topology's [policy]); names the rule."""
+
+
 class ModelImportError(DciaError):
     """A model file cannot be read, or uses something DCIA cannot run."""
 

@@ -52,9 +52,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from controller.cli import spread_weights
 from controller.demo_model import load_demo
-from controller.deployment import spread
+from controller.deployment import spread, spread_weights
 from controller.planner import Constraints, Forbid, Objective, Plan, plan
 from controller.topology import Topology, load_topology
 from dcia.artifacts import Pipeline
@@ -325,7 +324,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.spread:  # the paths must part at a switch and end at clouds: say so now
         spread(topology, args.spread, model_id=model.model_id, layers=range(0))
     planned = paths[:1] if args.spread else paths
-    plans = {p: plan(model.layers, topology.route(p), constraints) for p in planned}
+    plans = {p: plan(model.layers, topology.route(p), topology.policy.constraints(
+        constraints, topology.route(p), model.model_id, len(model.layers))) for p in planned}
     preferred = plans[paths[0]]
     edge_layers = preferred.stages[0].stop
     console.print(f"model {model.name}: {', '.join(f'{l.kind} {l.n_in}->{l.n_out}' for l in model.layers)}")
