@@ -16,7 +16,8 @@ Exit status, the same for every subcommand: 0 done; 2 an error (a DciaError: bad
 an unreachable or refusing switch, a rolled-back deployment), printed as one line on
 stderr, ``error: ...``, like argparse's usage errors; 1 a command that ran to its end
 and reports a failure (``dcia testbed run`` that lost a node, after writing its results;
-``dcia shell --command`` whose code raised).
+``dcia shell --command`` whose code raised; ``dcia audit`` that found entries differing
+from the signed manifest).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from controller.planner import (
 from controller.session import PushPolicy
 from controller.topology import Route, Topology, check_tls_files, load_topology
 from dcia.capability import NodeKind
-from dcia.errors import DciaError, ModelImportError, PlanError
+from dcia.errors import DciaError, IntegrityError, ModelImportError, PlanError
 from dcia.layers import LayerShape
 from dcia.wire import MAX_MODEL_ID
 
@@ -288,6 +289,12 @@ def configure_deploy(parser: argparse.ArgumentParser) -> None:
         "--push-pipeline", choices=[p.value for p in PushPolicy], default=PushPolicy.IF_MISSING.value,
         help="load the DCIA P4 program onto switches: if-missing (default), always, never",
     )
+    parser.add_argument(
+        "--manifest", type=Path, metavar="FILE",
+        help="deploy exactly what this signed manifest covers (dcia sign): its path and "
+             "assignment, verified against the topology's trusted keys before anything is "
+             "written (required where the topology says require_signed)",
+    )
 
 
 def load_quantized(path: Path, calibration: str | None):
@@ -313,8 +320,8 @@ def load_quantized(path: Path, calibration: str | None):
     return quantize(import_onnx(path), load_calibration(calibration))
 
 
-def run_deploy(args: argparse.Namespace, console: Console) -> int:
-    topology = _topology_to_connect(args.topology)
+def _model_for(args: argparse.Namespace):
+    """The model to deploy and its id and version on the wire."""
     model = load_quantized(args.model, args.calibration)
     model_id = args.model_id if args.model_id is not None else model.model_id
     version = args.version if args.version is not None else model.version
@@ -322,6 +329,12 @@ def run_deploy(args: argparse.Namespace, console: Console) -> int:
         if not 0 <= value <= MAX_MODEL_ID:
             raise ModelImportError(f"{args.model}: {what} {value} does not fit the DCIA header "
                                    f"(0..{MAX_MODEL_ID}); give --model-id/--version")
+    return model, model_id, version
+
+
+def _planned(args: argparse.Namespace, console: Console, topology: Topology, model,
+             model_id: int) -> Plan:
+    """The plan of ``dcia deploy`` and ``dcia sign``, printed (or as JSON)."""
     route = topology.route(args.path)
     constraints = _constraints(args, topology, route, model_id, len(model.layers))
     best = plan(model.layers, route, constraints)
@@ -330,8 +343,29 @@ def run_deploy(args: argparse.Namespace, console: Console) -> int:
                                        "policy": policy_exclusions(constraints)}, indent=2) + "\n")
     else:
         _print_plan(console, model.name, model.layers, route, best, {}, constraints)
+    return best
+
+
+def run_deploy(args: argparse.Namespace, console: Console) -> int:
+    from controller import integrity
+
+    topology = _topology_to_connect(args.topology)
+    if args.manifest is None and topology.signing.require_signed:
+        raise IntegrityError(f"topology {topology.name} requires signed deployments "
+                             "([security] require_signed): give --manifest FILE (dcia sign)")
+    signed = integrity.signed_manifest(args.manifest, topology) if args.manifest else None
+    model, model_id, version = _model_for(args)
+    if signed is None:
+        best = _planned(args, console, topology, model, model_id)
+    else:
+        best = integrity.manifest_plan(signed, model.layers, topology)
     target = from_plan(best, model.layers, topology, model_id=model_id, version=version,
                        spread_over=args.spread)
+    if signed is not None:
+        integrity.check_deployment(signed, target, model.layers, model=model.name,
+                                   topology=topology, plan=best)
+        console.print(f"manifest {args.manifest}: signed by '{signed.key}', matches the model "
+                      "and the deployment")
     reports = asyncio.run(session.apply(target, push=PushPolicy(args.push_pipeline)))
     table = Table(title=f"Deployed {model.name} as model {model_id} v{version}")
     for column in ("switch", "layers", "inserted", "modified", "deleted"):
@@ -340,6 +374,62 @@ def run_deploy(args: argparse.Namespace, console: Console) -> int:
         table.add_row(r.name, _indices(a.layers), str(r.inserted), str(r.modified), str(r.deleted))
     console.print(table)
     return 0
+
+
+def configure_sign(parser: argparse.ArgumentParser) -> None:
+    configure_plan(parser)
+    parser.add_argument("--calibration", metavar="SAMPLES",
+                        help="with an .onnx model: samples to calibrate on (as for dcia deploy)")
+    parser.add_argument("--version", type=_wire_id, help="model version, 0..65535 (default: the model's)")
+    parser.add_argument("--spread", type=spread_weights, metavar="PATH=W,PATH=W[,...]",
+                        help="as for dcia deploy: the manifest covers the spread's steering")
+    parser.add_argument("--key", required=True, type=Path, help="Ed25519 private key (dcia keygen)")
+    parser.add_argument("--key-name", help="the name the topology trusts the key under "
+                        "(default: the key file's stem)")
+    parser.add_argument("--out", required=True, type=Path, help="write the signed manifest here")
+
+
+def run_sign(args: argparse.Namespace, console: Console) -> int:
+    from controller import integrity
+
+    topology = load_topology(args.topology)
+    model, model_id, version = _model_for(args)
+    best = _planned(args, console, topology, model, model_id)
+    target = from_plan(best, model.layers, topology, model_id=model_id, version=version,
+                       spread_over=args.spread)
+    signed = integrity.sign(target, model.layers, model=model.name, topology=topology, plan=best,
+                            key_file=args.key, key_name=args.key_name, out=args.out)
+    entries = sum(len(p.entries) for p in signed.switches.values())
+    console.print(f"signed manifest of model {model_id} v{version} ({entries} entries on "
+                  f"{len(signed.switches)} switches) with key '{signed.key}': {args.out}")
+    return 0
+
+
+def configure_audit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--topology", required=True, type=Path, help="topology TOML file")
+    parser.add_argument("--manifest", required=True, type=Path, help="the signed manifest (dcia sign)")
+
+
+def run_audit(args: argparse.Namespace, console: Console) -> int:
+    from controller import integrity
+
+    topology = _topology_to_connect(args.topology)
+    manifest = integrity.signed_manifest(args.manifest, topology)
+    findings, unreadable = asyncio.run(integrity.audit(manifest, topology))
+    integrity.print_audit(console, manifest, findings, unreadable)
+    return 1 if findings or unreadable else 0
+
+
+def configure_keygen(parser: argparse.ArgumentParser) -> None:
+    from controller import integrity
+
+    integrity.configure_keygen(parser)
+
+
+def run_keygen(args: argparse.Namespace, console: Console) -> int:
+    from controller import integrity
+
+    return integrity.run_keygen(args, console)
 
 
 def configure_undeploy(parser: argparse.ArgumentParser) -> None:
@@ -385,6 +475,12 @@ def configure_routes(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--push-pipeline", choices=[p.value for p in PushPolicy], default=PushPolicy.IF_MISSING.value,
         help="load the DCIA P4 program onto switches: if-missing (default), always, never",
+    )
+    parser.add_argument(
+        "--manifest", type=Path, metavar="FILE",
+        help="deploy exactly what this signed manifest covers (dcia sign): its path and "
+             "assignment, verified against the topology's trusted keys before anything is "
+             "written (required where the topology says require_signed)",
     )
 
 
@@ -541,6 +637,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("plan", "split a model into stages along a path, from files alone", configure_plan, run_plan),
     Command("deploy", "plan, then install the switch stages on every switch, all or nothing",
             configure_deploy, run_deploy),
+    Command("sign", "plan as deploy does, and sign the deployment's manifest (Ed25519)",
+            configure_sign, run_sign),
+    Command("audit", "read every switch back and name each entry that differs from a signed manifest",
+            configure_audit, run_audit),
+    Command("keygen", "make an Ed25519 key pair for signing manifests", configure_keygen, run_keygen),
     Command("undeploy", "remove one model version from every switch of a topology",
             configure_undeploy, run_undeploy),
     Command("routes", "install every switch's IPv4 routes, derived from the topology",

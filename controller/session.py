@@ -48,6 +48,7 @@ from controller.deployment import (
     endpoints,
     in_scope,
 )
+from controller.manifest import EntryRecord, entry_record
 from controller.routes import switch_routes
 from controller.topology import Topology
 from dcia.artifacts import Pipeline
@@ -234,6 +235,25 @@ def _value(entry: fy.P4TableEntry) -> tuple:
     return entry.action, entry.meter_config
 
 
+async def model_entries(sw: fy.Switch, model_id: int, version: int) -> list[fy.P4TableEntry]:
+    """Every entry ``sw`` holds for (model_id, version), layer meters included."""
+    found = []
+    # a layer's meter is read back only when asked for (P4Runtime 9.1: direct resources)
+    ask = [fy.P4TableEntry(t, meter_config=_ANY_METER if t == E.T_LAYERS else None)
+           for t in MODEL_TABLES]
+    async for e in sw.read(ask):
+        if in_scope(sw.p4info.tables[e.table_id].name, e.match or {}, model_id, version):
+            found.append(e)
+    return found
+
+
+async def held_entries(endpoint: SwitchEndpoint, model_id: int, version: int,
+                       pipeline: Pipeline | None = None) -> list[EntryRecord]:
+    """What a switch holds of (model_id, version), as a manifest names entries (``dcia audit``)."""
+    async with connect(endpoint, pipeline or Pipeline.default(), push=PushPolicy.NEVER) as sw:
+        return [entry_record(e, sw.p4info) for e in await model_entries(sw, model_id, version)]
+
+
 class _SwitchTxn:
     """One switch within a deployment transaction: its desired entries (decoded the way
     the switch's reads are, so the two compare), its snapshot, and whether it was written."""
@@ -254,15 +274,8 @@ class _SwitchTxn:
         return table, frozenset((entry.match or {}).items()), entry.priority
 
     async def current(self) -> dict[Key, fy.P4TableEntry]:
-        found = {}
-        # a layer's meter is read back only when asked for (P4Runtime 9.1: direct resources)
-        ask = [fy.P4TableEntry(t, meter_config=_ANY_METER if t == E.T_LAYERS else None)
-               for t in MODEL_TABLES]
-        async for e in self.sw.read(ask):
-            key = self.identity(e)
-            if in_scope(key[0], e.match or {}, self.model_id, self.version):
-                found[key] = e
-        return found
+        return {self.identity(e): e
+                for e in await model_entries(self.sw, self.model_id, self.version)}
 
     async def converge(self, target: Mapping[Key, fy.P4TableEntry]) -> SwitchReport:
         """Make this switch's in-scope entries equal ``target``: deletes, then parameter

@@ -50,7 +50,7 @@ import math
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,8 @@ _INTERFACE_KEYS = frozenset({"ip", "mac", "gateway", "gateway_mac"})
 _HOST_KEYS = frozenset({"kind", "interfaces", "metrics"}) | _INTERFACE_KEYS
 _SWITCH_KEYS = frozenset({"kind", "grpc", "device_id", "tls"})
 _LINK_KEYS = frozenset({"endpoints", "bandwidth_mbps", "delay_ms", "loss_pct"})
-_TOP_KEYS = frozenset({"name", "description", "hosts", "switches", "links", "paths", "policy"})
+_TOP_KEYS = frozenset({"name", "description", "hosts", "switches", "links", "paths", "policy",
+                       "security"})
 DEFAULT_BANDWIDTH_MBPS = 1000.0
 PORT_BITS = 9
 """Width of a port number in p4src/dcia.p4 (``egressSpec_t``, v1model's ``egress_spec``)."""
@@ -182,6 +183,21 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Signing:
+    """The ``[security]`` of a topology: the keys whose signed partition manifests
+    ``dcia deploy`` accepts (name -> PEM public key file, controller.manifest), and whether
+    a deployment must come with one.
+
+        [security]
+        trusted_keys = { ops = "keys/ops.pub" }
+        require_signed = true
+    """
+
+    trusted_keys: Mapping[str, Path] = field(default_factory=dict)
+    require_signed: bool = False
+
+
+@dataclass(frozen=True)
 class Topology:
     """A checked topology file: hosts, switches, links and paths, all by node name."""
 
@@ -192,6 +208,7 @@ class Topology:
     links: tuple[Link, ...]
     paths: Mapping[str, tuple[str, ...]]
     policy: Policy = Policy()
+    signing: Signing = Signing()
     """Where inference may run (controller.policy; the file's ``[policy]``)."""
 
     def capability(self, name: str) -> Capability:
@@ -343,6 +360,7 @@ class _Parser:
         paths = self.paths(data.get("paths", {}), hosts, switches, links)
         nodes = {n: x.capability for n, x in (*hosts.items(), *switches.items())}
         policy = parse_policy(data["policy"], nodes) if "policy" in data else Policy()
+        signing = self.signing(data.get("security", {}))
         return Topology(
             name=str(data.get("name", default_name)),
             description=str(data.get("description", "")),
@@ -351,6 +369,7 @@ class _Parser:
             links=links,
             paths=paths,
             policy=policy,
+            signing=signing,
         )
 
     def host(self, name: str, table: Mapping[str, Any]) -> Host:
@@ -399,6 +418,22 @@ class _Parser:
             device_id,
             self.tls(name, table.get("tls")),
         )
+
+    def signing(self, table: Any) -> Signing:
+        if not isinstance(table, Mapping):
+            raise TopologyError("[security] must be a table")
+        _check_keys("[security]", table, frozenset({"trusted_keys", "require_signed"}))
+        keys = table.get("trusted_keys", {})
+        if not isinstance(keys, Mapping) or not all(isinstance(v, str) and v for v in keys.values()):
+            raise TopologyError("[security] trusted_keys must be a table of name = \"path of a "
+                                "PEM public key\"")
+        required = table.get("require_signed", False)
+        if not isinstance(required, bool):
+            raise TopologyError(f"[security] require_signed must be true or false, not {required!r}")
+        if required and not keys:
+            raise TopologyError("[security] require_signed = true needs trusted_keys: no manifest "
+                                "could be accepted")
+        return Signing({k: self.base / v for k, v in keys.items()}, required)
 
     def tls(self, switch: str, table: Any) -> Tls | None:
         if table is None:

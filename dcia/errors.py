@@ -32,6 +32,11 @@ class PlanError(DciaError):
     """No partition plan satisfies the model, the path and the constraints."""
 
 
+class IntegrityError(DciaError):
+    """A partition manifest is unsigned, tampered with, wrongly signed, or does not match
+    what would be deployed."""
+
+
 class PolicyError(DciaError):
     """A placement breaks the operator's policy (the topology's [policy]); names the rule."""
 

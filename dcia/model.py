@@ -497,6 +497,12 @@ def _json_place(body: Any, place: tuple) -> str:
     return head + text if head != "model" else text.strip() or head
 
 
+def layer_digest(layer: Layer) -> str:
+    """SHA-256 (hex) of one quantized layer's parameters, as the model file holds them:
+    what a signed partition manifest names each layer by (controller.manifest)."""
+    return _digest(_layer_to_dict(layer))
+
+
 def _digest(body: Any) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
