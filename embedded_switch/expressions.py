@@ -28,6 +28,7 @@ class Expr:
     hi: int | None = None
     reads: frozenset | None = frozenset()  # F slots read; None: not pure, never hoisted
     name: str | None = None   # static header / stack / union name
+    like: str | None = None   # a header chosen at run time: one of the same type (its layout)
     const: int | None = None
     items: list = field(default_factory=list)
 
@@ -178,18 +179,15 @@ class Body:
             raise self.err(f"expected a header, got {j!r}")
         return e
 
-    def dynamic_field_type(self, hdr_json: dict, offset: int) -> tuple[str, int, bool]:
-        """Field type of `access_field` on a header chosen at run time (a stack element)."""
-        v = hdr_json.get("value", {})
-        while isinstance(v, dict) and "op" not in v:
-            v = v.get("value", {})
-        if isinstance(v, dict) and v.get("op") == "dereference_header_stack":
-            h = self.L.headers[self.L.stack(v["left"]["value"], self.where).headers[0]]
-            if not 0 <= offset < len(h.fields):
-                raise self.err(f"field offset {offset} out of range")
-            name, width, signed, _ = h.fields[offset]
-            return name, width, signed
-        raise self.err("unsupported dynamic header access")
+    def dynamic_field_type(self, h: Expr, offset: int) -> tuple[str, int, bool]:
+        """Field type of `access_field` on a header chosen at run time (a stack element, a `?`)."""
+        if h.like is None:
+            raise self.err("unsupported dynamic header access")
+        hl = self.L.headers[h.like]
+        if not 0 <= offset < len(hl.fields):
+            raise self.err(f"field offset {offset} out of range")
+        name, width, signed, _ = hl.fields[offset]
+        return name, width, signed
 
     def stack_field(self, stack: str, fname: str) -> tuple[int, bool, tuple[int, ...]]:
         """(width, signed, slot in each element) of field `fname` of header stack `stack`."""
@@ -229,7 +227,7 @@ class Body:
                 if h.kind == "header" and h.name is not None:
                     _, width, signed, idx = self.L.headers[h.name].fields[v["right"]]
                     return f"F[{idx}]", width, signed, {idx}
-                _, width, signed = self.dynamic_field_type(v["left"], v["right"])
+                _, width, signed = self.dynamic_field_type(h, v["right"])
                 return f"F[HF[{h.code}][{v['right']}]]", width, signed, None
             raise self.err(f"expression op '{v.get('op')}' is not an assignable value")
         if t == "stack_field":
@@ -274,6 +272,10 @@ def _expression(b: Body, v) -> Expr:
 
 
 def _field(b: Body, v) -> Expr:
+    """A field; a varbit field reads as its value, which BMv2 compares whatever the lengths."""
+    varbit = b.L.varbit(v)
+    if varbit is not None:
+        return _field_expr(f"F[{varbit[0]}]", b.L.headers[v[0]].max_vl, False, frozenset([varbit[0]]))
     idx, width, signed = b.L.field(v, b.where)
     return _field_expr(f"F[{idx}]", width, signed, frozenset([idx]))
 
@@ -412,10 +414,13 @@ def _stack_size(b: Body, v: dict) -> Expr:
 
 
 def _choice(b: Body, v: dict) -> Expr:
+    """`c ? x : y` of data, booleans or whole headers (p4c's `mux` of headers, chosen at run time)."""
     c = b.boolean(b.ex(v.get("cond")))
     x, y = b.ex(v.get("left")), b.ex(v.get("right"))
     if x.kind == "bool" and y.kind == "bool":
         return Expr(f"({x.code} if {c.code} else {y.code})", kind="bool", reads=_union(x, y, c))
+    if x.kind == "header" and y.kind == "header":
+        return Expr(f"({x.code} if {c.code} else {y.code})", kind="header", reads=None, like=x.name or x.like)
     x, y = b.data(x), b.data(y)
     lo = min(x.lo, y.lo) if x.lo is not None and y.lo is not None else None
     hi = max(x.hi, y.hi) if x.hi is not None and y.hi is not None else None
@@ -432,8 +437,10 @@ def _dereference_stack(b: Body, v: dict) -> Expr:
     if s.kind != "stack":
         raise b.err("'dereference_header_stack' needs a header stack")
     idx = b.data(b.ex(v.get("right")))
-    hids = tuple(b.L.headers[n].hid for n in b.L.stacks[s.name].headers)
-    return Expr(f"_elem({b.module.const(hids)}, {idx.code})", kind="header", reads=None)
+    names = b.L.stacks[s.name].headers
+    hids = tuple(b.L.headers[n].hid for n in names)
+    return Expr(f"_elem({b.module.const(hids)}, {idx.code})", kind="header", reads=None,
+                like=names[0] if names else None)
 
 
 def _access_field(b: Body, v: dict) -> Expr:
@@ -447,7 +454,7 @@ def _access_field(b: Body, v: dict) -> Expr:
             raise b.err(f"field offset {right} out of range for header '{h.name}'")
         _, width, signed, idx = hl.fields[right]
         return _field_expr(f"F[{idx}]", width, signed, frozenset([idx]))
-    _, width, signed = b.dynamic_field_type(left, right)
+    _, width, signed = b.dynamic_field_type(h, right)
     return _field_expr(f"F[HF[{h.code}][{right}]]", width, signed, None)
 
 

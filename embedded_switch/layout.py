@@ -85,15 +85,15 @@ class Layout:
         for pos, f in enumerate(htype.fields):
             idx = self._slot(0, (1 << (f.bitwidth or 0)) - 1)
             width = f.bitwidth
-            if width is None:
-                if h.metadata:
-                    raise PipelineError(f"metadata '{h.name}': varbit field '{f.name}' is not supported")
+            if width is None:  # in a header, or in metadata (p4c's local varbit variables)
                 vl = (pos, idx, self._slot(0, 0xFFFF))
                 width = 0
             fl.append((f.name, width, f.signed, idx))
             fidx[f.name] = idx
             if h.metadata:
                 self.meta_slots.append(idx)
+        if h.metadata and vl:
+            self.meta_slots.append(vl[2])
         nbits = sum(w for _, w, _, _ in fl)
         if not h.metadata and nbits % 8:
             raise PipelineError(f"header '{h.name}': {nbits} bits is not a whole number of bytes")
@@ -121,7 +121,7 @@ class Layout:
             if fname == ref[1]:
                 if h.vl and h.vl[1] == idx:
                     raise PipelineError(f"{where}: varbit field '{ref[0]}.{ref[1]}' can only be extracted, "
-                                        "emitted, copied (assign_VL) or checksummed")
+                                        "emitted, compared, copied (assign_VL) or checksummed")
                 return idx, width, signed
         raise PipelineError(f"{where}: header '{ref[0]}' has no field '{ref[1]}'")
 

@@ -112,11 +112,12 @@ def _parser_op(body: Body, op: dict, where: str) -> None:
     emit(body, kind, ps, where)
 
 
-def _extract_next(body: Body, hids: tuple[int, ...], nxt: int) -> None:
-    """Extract into the next element of a stack (or of a union stack, one member)."""
+def _extract_next(body: Body, hids: tuple[int, ...], nxt: int, length: str = "") -> None:
+    """Extract into the next element of a stack (or of a union stack, one member); `length`:
+    the varbit field's length in bits (extract_VL), as `, code`."""
     body.emit(f"i = F[{nxt}]")
     body.emit(f"if i >= {len(hids)}: raise ParserExit({body.module.errors['StackOutOfBounds']})")
-    body.emit(f"P.off = UNPACK[{body.module.const(hids)}[i]](F, P.data, P.off)")
+    body.emit(f"P.off = UNPACK[{body.module.const(hids)}[i]](F, P.data, P.off{length})")
     body.emit(f"F[{nxt}] = i + 1")
 
 
@@ -131,14 +132,15 @@ def _extract(body: Body, kind: str, ps: list, where: str) -> None:
         body.emit(f"P.off = u{h.hid}(F, P.data, P.off{length})")
     elif t == "stack":
         s = L.stack(v, where)
-        if length:
-            raise PipelineError(f"{where}: extract_VL into a header stack is not supported")
-        _extract_next(body, tuple(L.headers[n].hid for n in s.headers), s.next)
+        if length and not (s.headers and L.headers[s.headers[0]].vl):
+            raise PipelineError(f"{where}: extract_VL into stack '{v}', whose headers have no varbit field")
+        _extract_next(body, tuple(L.headers[n].hid for n in s.headers), s.next, length)
     elif t == "union_stack":
-        if length:
-            raise PipelineError(f"{where}: extract_VL into a header union stack is not supported")
-        hids = tuple(L.headers[n].hid for n in L.union_stack_member(v[0], v[1], where))
-        _extract_next(body, hids, L.union_stacks[v[0]].next)
+        members = L.union_stack_member(v[0], v[1], where)
+        if length and not (members and L.headers[members[0]].vl):
+            raise PipelineError(f"{where}: extract_VL into member '{v[1]}' of union stack '{v[0]}', "
+                                "which has no varbit field")
+        _extract_next(body, tuple(L.headers[n].hid for n in members), L.union_stacks[v[0]].next, length)
     else:
         raise PipelineError(f"{where}: unsupported extract target type '{t}'")
     body.invalidate(None)

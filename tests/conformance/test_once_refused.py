@@ -291,3 +291,42 @@ def test_key_widths_program_loads_and_matches_computed_keys(target, tmp_path, mo
     hit, miss = eth(0x1234) + b"\x13\x02", eth(0x1234) + b"\x13\x03"
     assert parity_lab.bmv2_outputs("variant", [hit, miss], entry, target=target) == \
         [[(1, hit[:15] + b"\x77")], [(1, miss)]]
+
+
+# header_mux.p4: note(b.isValid(), c ? b : a) copies a header chosen at run time (an
+# assign_header whose source is a `?` between headers) into o. Output: Ethernet, sel,
+# res (valid_b, o.x or 0xEE when o is invalid), o, a, b, then the payload.
+A, B = b"\x01\x02", b"\x03\x04"
+HEADER_MUX_CASES = [  # (sel.op, b parsed, res, o)
+    (0x00, True, b"\x01\x01", A), (0x01, True, b"\x01\x03", B),
+    (0x80, False, b"\x00\x01", A), (0x81, False, b"\x00\xEE", b""),
+]
+
+
+@on_bmv2
+def test_header_mux_program(target, tmp_path, monkeypatch):
+    frames = [eth(0x1234) + bytes([op]) + A + (B if parsed else b"") + b"zz" for op, parsed, _, _ in HEADER_MUX_CASES]
+    got = outputs(target, compiled("header_mux"), frames, tmp_path, monkeypatch)
+    assert got == [[(1, f[:15] + res + o + f[15:])] for f, (_, _, res, o) in zip(frames, HEADER_MUX_CASES)]
+
+
+# varbits.p4: a local varbit variable (a metadata header with a varbit field), varbit
+# fields and headers with one compared, extract_VL into a header stack. Output:
+# Ethernet, pre, res (fields, headers, stack, local equal), a and b with their data
+# swapped (each keeps its kind, the data its length), vs[0], vs[1], then the rest.
+VARBIT_CASES = [  # (a kind, a data, b kind, b data, vs element bytes, res)
+    (7, b"\xAA\xBB", 7, b"\xAA\xBB", (b"\x01", b"\x01"), (1, 1, 1, 1)),
+    (7, b"\x00\x05", 7, b"\x05", (b"\x01", b"\x02"), (1, 1, 0, 1)),   # equal values, not lengths
+    (7, b"\xAA\xBB", 8, b"\xAA\xBB", (b"\x01\x02", b"\x01\x02"), (1, 0, 1, 1)),
+    (7, b"", 7, b"", (b"", b""), (1, 1, 1, 1)),
+    (7, b"\x01\x02\x03\x04", 7, b"\x01\x02\x03", (b"\x09\x09", b"\x09\x08"), (0, 0, 0, 1)),
+]
+
+
+@on_bmv2
+def test_varbits_program(target, tmp_path, monkeypatch):
+    frames = [eth(0x1234) + bytes([len(ad), len(bd), len(vs[0])]) + bytes([ak]) + ad + bytes([bk]) + bd
+              + vs[0] + vs[1] + b"tail" for ak, ad, bk, bd, vs, _ in VARBIT_CASES]
+    got = outputs(target, compiled("varbits"), frames, tmp_path, monkeypatch)
+    assert got == [[(1, f[:17] + bytes(res) + bytes([ak]) + bd + bytes([bk]) + ad + vs[0] + vs[1] + b"tail")]
+                   for f, (ak, ad, bk, bd, vs, res) in zip(frames, VARBIT_CASES)]
