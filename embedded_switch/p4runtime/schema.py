@@ -343,7 +343,7 @@ class _Binder:
 
     def _register(self, msg: p4i.Register) -> ArraySchema:
         name = msg.preamble.name
-        width = msg.type_spec.bitstring.bit.bitwidth
+        width = self._bitwidth(msg.type_spec, f"P4Info register '{name}'")
         schema = self._array("register", self.program.registers, msg, width)
         json_width = self.program.registers[name].bitwidth
         if json_width != width:
@@ -402,12 +402,27 @@ class _Binder:
         else:
             raise invalid(f"P4Info digest '{name}' is a {kind}; digests of structs, tuples"
                           " and bitstrings are supported")
-        widths = tuple(_bitwidth(m, f"P4Info digest '{name}'") for m in members)
+        widths = tuple(self._bitwidth(m, f"P4Info digest '{name}'") for m in members)
         json_widths = tuple(f.bitwidth for f in info.fields)
         if widths != json_widths:
             raise invalid(f"P4Info digest '{name}' has fields of {list(widths)} bits"
                           f" but the BMv2 JSON has {list(json_widths)}")
         return DigestSchema(msg.preamble.id, name, kind, widths)
+
+    def _bitwidth(self, type_spec: p4t.P4DataTypeSpec, where: str) -> int:
+        """The width of a `bit<W>`, `int<W>` or serializable `enum bit<W>` type (registers
+        and digests hold nothing else); the P4Info gives an enum's width in its type_info."""
+        kind = type_spec.WhichOneof("type_spec")
+        if kind == "bitstring":
+            bits = type_spec.bitstring.WhichOneof("type_spec")
+            if bits in ("bit", "int"):
+                return getattr(type_spec.bitstring, bits).bitwidth
+        elif kind == "serializable_enum":
+            enum = self.p4info.type_info.serializable_enums.get(type_spec.serializable_enum.name)
+            if enum is None:
+                raise invalid(f"{where}: enum '{type_spec.serializable_enum.name}' is missing from type_info")
+            return enum.underlying_type.bitwidth
+        raise invalid(f"{where}: only bit<W>, int<W> and serializable enum values are supported")
 
     def _controller_header(self, name: str) -> ControllerHeader | None:
         for header in self.p4info.controller_packet_metadata:
@@ -416,13 +431,3 @@ class _Binder:
                     name, tuple(Param(m.id, m.name, m.bitwidth) for m in header.metadata)
                 )
         return None
-
-
-
-def _bitwidth(type_spec: p4t.P4DataTypeSpec, where: str) -> int:
-    """The width of a `bit<W>` or `int<W>` type (digest data can hold nothing else)."""
-    if type_spec.WhichOneof("type_spec") == "bitstring":
-        kind = type_spec.bitstring.WhichOneof("type_spec")
-        if kind in ("bit", "int"):
-            return getattr(type_spec.bitstring, kind).bitwidth
-    raise invalid(f"{where}: only bit<W> and int<W> values are supported")

@@ -330,3 +330,23 @@ def test_varbits_program(target, tmp_path, monkeypatch):
     got = outputs(target, compiled("varbits"), frames, tmp_path, monkeypatch)
     assert got == [[(1, f[:17] + bytes(res) + bytes([ak]) + bd + bytes([bk]) + ad + vs[0] + vs[1] + b"tail")]
                    for f, (ak, ad, bk, bd, vs, res) in zip(frames, VARBIT_CASES)]
+
+
+# typed_registers.p4: registers of a serializable enum (the P4Info names the type; its
+# width is in type_info) and of int<8> (an `int` bitstring in the P4Info), set over
+# P4Runtime. Output: the frame, then the EtherType of the frame before and the sum of
+# the deltas (IPv4 +5, ARP -3, others none) of the frames before.
+@pytest.mark.parametrize("target", TARGETS)
+def test_typed_registers_program_loads_over_p4runtime(target, tmp_path, monkeypatch):
+    import finsy as fy
+
+    for suffix in (".json", ".p4info.txtpb"):
+        (tmp_path / f"variant{suffix}").write_text((PROGRAMS / f"typed_registers{suffix}").read_text())
+    monkeypatch.setattr(parity_lab, "PROGRAMS", tmp_path)
+    writes = [+fy.P4TableEntry("TrIngress.deltas", match=fy.P4TableMatch({"hdr.ethernet.etherType": ethertype}),
+                               action=fy.P4TableAction("TrIngress.add", delta=delta))
+              for ethertype, delta in ((0x0800, 5), (0x0806, 0xFD))]
+    frames = [eth(t) + b"xyz" for t in (0x0800, 0x0806, 0x0800, 0x1234, 0x0806)]
+    reports = [(0, 0), (0x0800, 5), (0x0806, 2), (0x0800, 0), (0x1234, 7)]
+    assert parity_lab.bmv2_outputs("variant", frames, writes, target=target) == \
+        [[(1, f[:14] + last.to_bytes(2, "big") + bytes([total]) + f[14:])] for f, (last, total) in zip(frames, reports)]
