@@ -30,7 +30,7 @@ from controller.topology import Switch, Topology
 from dcia.errors import TopologyError
 from dcia.layers import Layer
 
-MODEL_TABLES = (E.T_LAYERS, E.T_EMBEDDINGS, E.T_VERSIONS, E.T_STEERING,
+MODEL_TABLES = (E.T_LAYERS, E.T_EMBEDDINGS, E.T_VERSIONS, E.T_STEERING, E.T_TENANTS,
                 *(E.dense_table(j) for j in range(16)))
 """The tables that hold a model's entries: what a deployment reads, writes and restores."""
 
@@ -78,6 +78,8 @@ class SwitchAssignment:
     steering: tuple[fy.P4TableEntry, ...] = ()
     layer_rate: float | None = None
     """Packets per second each of its layers may compute (its meter); None: unmetered."""
+    tenants: tuple[str, ...] | None = None
+    """The source prefixes that may use the model here (the policy's tenants); None: any."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ def desired_entries(model_id: int, version: int, a: SwitchAssignment) -> list[fy
     if not a.layers and not a.steering:
         return []
     wanted = E.version_entries(model_id, [version]) if a.layers else []
+    if a.layers and a.tenants is not None:
+        wanted += E.tenant_entries(model_id, a.tenants)
     meter = E.meter_config(a.layer_rate) if a.layer_rate is not None else None
     for index, layer in sorted(a.layers.items()):
         wanted += [dataclasses.replace(e, meter_config=meter) if e.table_id == E.T_LAYERS else e
@@ -112,7 +116,7 @@ def in_scope(table: str, match: Mapping[str, object], model_id: int, version: in
     """
     if match.get("model_id") != model_id:
         return False
-    if table == E.T_STEERING:
+    if table in (E.T_STEERING, E.T_TENANTS):
         return True
     entry_version = match.get("model_version")
     if table == E.T_VERSIONS:
@@ -200,7 +204,9 @@ def from_plan(plan: Plan, layers: list[Layer], topology: Topology, *,
     The topology's policy (controller.policy) is checked first: a plan that breaks it, on
     its path or on a spread path, is a PolicyError naming the rule, and nothing is built.
     A switch holding a private layer (``private_layers``) gets no meter: a deferred
-    packet would carry that layer's input on towards the untrusted nodes.
+    packet would carry that layer's input on towards the untrusted nodes. Where the
+    policy restricts the model to some sources (its tenants), every switch that computes
+    it gets ``model_tenants`` entries: tensors from other sources are dropped there.
     """
     route = topology.route(plan.route)
     names = [c.name for c in route.nodes]
@@ -240,5 +246,5 @@ def from_plan(plan: Plan, layers: list[Layer], topology: Topology, *,
         if any(i in private for i in mine):
             rate = None
         assignments.append(SwitchAssignment(endpoint_of(topology.switches[name]), mine,
-                                            steering, rate))
+                                            steering, rate, policy.sources(model_id)))
     return Deployment(model_id, version, tuple(assignments))

@@ -29,10 +29,12 @@ T_EMBEDDINGS = f"{INGRESS}.embeddings"
 T_VERSIONS = f"{INGRESS}.model_versions"
 T_STEERING = f"{INGRESS}.tensor_steering"
 T_ROUTES = f"{INGRESS}.ipv4_lpm"
+T_TENANTS = f"{INGRESS}.model_tenants"
 C_STATS = f"{INGRESS}.dcia_stats"
 C_LAYER_STATS = f"{INGRESS}.layer_stats"
 C_IPV4_DROPS = f"{INGRESS}.ipv4_drops"
-STAT_NAMES = ("computed", "pass-through", "version mismatch", "malformed", "deferred")
+STAT_NAMES = ("computed", "pass-through", "version mismatch", "malformed", "deferred",
+              "unauthorised")
 """``dcia_stats`` by index (p4src/dcia.p4: STAT_*)."""
 DROP_NAMES = ("ttl expired", "bad checksum", "bad header")
 """``ipv4_drops`` by index (p4src/dcia.p4: DROP_*)."""
@@ -252,6 +254,21 @@ def meter_config(layers_per_s: float) -> fy.P4MeterConfig:
     rate = max(1, round(layers_per_s))
     burst = max(1, round(layers_per_s * METER_BURST_S))
     return fy.P4MeterConfig(cir=rate, cburst=burst, pir=rate, pburst=burst)
+
+
+def tenant_entries(model_id: int, sources: Sequence[str]) -> list[fy.P4TableEntry]:
+    """``model_tenants`` entries that restrict ``model_id`` to ``sources`` (IPv4 prefixes):
+    a deny for every source, an allow per prefix (the longest prefix wins).
+
+    >>> [(e.match["src"], e.action.name) for e in tenant_entries(1, ["10.0.1.0/24"])]
+    [('0.0.0.0/0', 'tenant_denied'), ('10.0.1.0/24', 'tenant_allowed')]
+    """
+    entries = [fy.P4TableEntry(T_TENANTS, match=fy.P4TableMatch(model_id=model_id, src="0.0.0.0/0"),
+                               action=fy.P4TableAction("tenant_denied"))]
+    entries += [fy.P4TableEntry(T_TENANTS, match=fy.P4TableMatch(model_id=model_id, src=prefix),
+                                action=fy.P4TableAction("tenant_allowed"))
+                for prefix in sorted(set(sources)) if prefix != "0.0.0.0/0"]
+    return entries
 
 
 def route_entry(*, prefix: str, port: int, dst_mac: str) -> fy.P4TableEntry:

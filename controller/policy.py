@@ -23,6 +23,11 @@ written (``check``), naming the rule.
     name = "tenant-a-on-s1-only"
     allow = ["edge", "s1", "cloud"] # only these may run the layers: every other node may not
 
+    [[policy.tenants]]              # tenant isolation: model 1 only for these sources; the
+    name = "tenant-a"               # switches computing it drop other sources' tensors
+    models = [1]                    # (model_tenants, counted "unauthorised") and the cloud
+    sources = ["10.0.1.0/24"]       # answers them with an UNAUTHORISED error
+
 A policy that contradicts itself (one rule allows a node what another forbids it) is
 refused when the topology is read; one that no placement of a model can satisfy is a
 PlanError naming the rules that excluded each node.
@@ -39,6 +44,7 @@ PlanError naming the rules that excluded each node.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -94,6 +100,15 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Tenant:
+    """Sources (IPv4 prefixes) that may use ``models``; a model no tenant names is open."""
+
+    name: str
+    models: frozenset[int]
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Policy:
     """The ``[policy]`` of a topology (the default: the raw input stays on the edge, and
     nothing else is restricted)."""
@@ -103,6 +118,14 @@ class Policy:
     trust: Mapping[str, str] = field(default_factory=dict)
     """Node -> ``trusted`` or ``untrusted``; nodes left out are trusted."""
     rules: tuple[Rule, ...] = ()
+    tenants: tuple[Tenant, ...] = ()
+
+    def sources(self, model_id: int) -> tuple[str, ...] | None:
+        """The source prefixes that may use ``model_id`` (None: any source)."""
+        found = [t for t in self.tenants if model_id in t.models]
+        if not found:
+            return None
+        return tuple(sorted({p for t in found for p in t.sources}))
 
     def trusted(self, node: str) -> bool:
         return self.trust.get(node, "trusted") == "trusted"
@@ -158,10 +181,10 @@ def parse_policy(table: Any, nodes: Mapping[str, Capability]) -> Policy:
     """Check a topology's ``[policy]`` table against its ``nodes``; errors say what and where."""
     if not isinstance(table, Mapping):
         raise TopologyError("[policy] must be a table")
-    unknown = sorted(set(table) - {"raw_input_on_edge", "private_layers", "trust", "rules"})
+    unknown = sorted(set(table) - {"raw_input_on_edge", "private_layers", "trust", "rules", "tenants"})
     if unknown:
         raise TopologyError(f"[policy]: unknown key {', '.join(unknown)} (keys: raw_input_on_edge, "
-                            "private_layers, trust, rules)")
+                            "private_layers, trust, rules, tenants)")
     raw = table.get("raw_input_on_edge", True)
     if not isinstance(raw, bool):
         raise TopologyError(f"[policy] raw_input_on_edge must be true or false, not {raw!r}")
@@ -178,19 +201,46 @@ def parse_policy(table: Any, nodes: Mapping[str, Capability]) -> Policy:
     if private and not any(level == "untrusted" for level in trust.values()):
         raise TopologyError(f"[policy] private_layers = {private} protects nothing: no node is "
                             "untrusted (give trust = {{ NODE = \"untrusted\" }})")
-    rules = tuple(_rule(i, entry, nodes) for i, entry in enumerate(_list(table.get("rules", []))))
+    rules = tuple(_rule(i, entry, nodes) for i, entry in enumerate(_list(table.get("rules", []), "rules")))
     seen: set[str] = set()
     for rule in rules:
         if rule.name in seen:
             raise TopologyError(f"[policy] two rules are named '{rule.name}'; names must be unique")
         seen.add(rule.name)
     _check_contradictions(rules, nodes)
-    return Policy(raw, private, dict(trust), rules)
+    tenants = tuple(_tenant(i, entry) for i, entry in enumerate(_list(table.get("tenants", []), "tenants")))
+    return Policy(raw, private, dict(trust), rules, tenants)
 
 
-def _list(value: Any) -> list:
+def _tenant(index: int, entry: Any) -> Tenant:
+    where = f"[[policy.tenants]] #{index + 1}"
+    if not isinstance(entry, Mapping):
+        raise TopologyError(f"{where} must be a table")
+    name = entry.get("name")
+    if not isinstance(name, str) or not name:
+        raise TopologyError(f"{where} needs a name (name = \"...\")")
+    where = f"policy tenant '{name}'"
+    unknown = sorted(set(entry) - {"name", "models", "sources"})
+    if unknown:
+        raise TopologyError(f"{where}: unknown key {', '.join(unknown)} (keys: name, models, sources)")
+    models = _ints(where, entry, "models", 0xFFFF)
+    if models is None:
+        raise TopologyError(f"{where}: give models = [model ids] it may use")
+    sources = entry.get("sources")
+    if not isinstance(sources, list) or not sources:
+        raise TopologyError(f"{where}: give sources = [IPv4 prefixes], like [\"10.0.1.0/24\"]")
+    prefixes = []
+    for source in sources:
+        try:
+            prefixes.append(str(ipaddress.IPv4Network(source, strict=False)))
+        except (ipaddress.AddressValueError, ipaddress.NetmaskValueError, ValueError, TypeError):
+            raise TopologyError(f"{where}: {source!r} is not an IPv4 address or prefix") from None
+    return Tenant(name, models, tuple(prefixes))
+
+
+def _list(value: Any, key: str) -> list:
     if not isinstance(value, list):
-        raise TopologyError("[policy] rules must be an array of tables ([[policy.rules]])")
+        raise TopologyError(f"[policy] {key} must be an array of tables ([[policy.{key}]])")
     return value
 
 

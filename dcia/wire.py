@@ -70,6 +70,8 @@ class Status(IntEnum):
     UNKNOWN_MODEL = 2
     BAD_SHAPE = 3
     INTERNAL = 4
+    UNAUTHORISED = 5
+    """The model is restricted to other sources (the policy's tenants)."""
 
 
 class DCIA(Packet):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import ipaddress
 import logging
 import signal
 import socket
@@ -34,7 +35,7 @@ import sys
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -102,8 +103,13 @@ class CloudServer:
     (True, 1, 1)
     """
 
-    def __init__(self, models: Iterable[QuantizedModel], cache_size: int = CACHE_SIZE):
+    def __init__(self, models: Iterable[QuantizedModel], cache_size: int = CACHE_SIZE,
+                 tenants: Mapping[int, Iterable[str]] | None = None):
         self.models = {(m.model_id, m.version): m for m in models}
+        self.tenants = {model_id: tuple(ipaddress.IPv4Network(p, strict=False) for p in prefixes)
+                        for model_id, prefixes in (tenants or {}).items()}
+        """Model id -> the source prefixes that may use it (the policy's tenants); models
+        left out are open to every source."""
         self.known_ids = {m.model_id for m in self.models.values()}
         self.cache: OrderedDict[tuple[str, int, int, bytes], bytes] = OrderedDict()
         self.cache_size = cache_size
@@ -126,7 +132,7 @@ class CloudServer:
         started = time.perf_counter()
         self.stats.requests += 1
         try:
-            answer = self._answer(payload)
+            answer = self._answer(payload, source)
         except Exception:  # a bug must cost one request, not the server
             log.exception("request %d from %s failed", request_id, source[0])
             answer = messages.error_answer(payload, Status.INTERNAL)
@@ -166,7 +172,22 @@ class CloudServer:
             fields["delay_s"] = busy / counters["requests"]
         return Capability.nominal(name, "cloud", **fields), counters
 
-    def _answer(self, payload: bytes) -> bytes:
+    def allowed(self, model_id: int, source: str) -> bool:
+        """Whether ``source`` may use ``model_id`` here (the switches' model_tenants rule)."""
+        prefixes = self.tenants.get(model_id)
+        if prefixes is None:
+            return True
+        try:
+            address = ipaddress.IPv4Address(source)
+        except ValueError:
+            return False
+        return any(address in p for p in prefixes)
+
+    def _answer(self, payload: bytes, source: Source) -> bytes:
+        if not self.allowed(peek(payload).model_id, source[0]):
+            log.info("request %d from %s: model %d is not this source's", peek(payload).request_id,
+                     source[0], peek(payload).model_id)
+            return messages.error_answer(payload, Status.UNAUTHORISED)
         problem = malformation(payload)
         if problem is None and int(peek(payload).flags) & Flag.MALFORMED:
             problem = "flagged MALFORMED by a switch"
@@ -209,6 +230,19 @@ def serve(server: CloudServer, sock: socket.socket, stop: list[bool]) -> None:
                         source[0], source[1], exc)
 
 
+def _tenant(text: str) -> tuple[int, list[str]]:
+    """``1=10.0.1.0/24,10.0.3.0/24`` as (1, [prefixes])."""
+    model, sep, prefixes = text.partition("=")
+    try:
+        if not sep:
+            raise ValueError(text)
+        networks = [str(ipaddress.IPv4Network(p, strict=False)) for p in prefixes.split(",")]
+        return int(model), networks
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give MODEL=PREFIX[,PREFIX], like "
+                                         "1=10.0.1.0/24") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hosts.cloud_server",
                                      description=__doc__.split("\n")[0])
@@ -220,12 +254,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=int, default=CACHE_SIZE, help="answers kept for retries")
     parser.add_argument("--metrics", metavar="HOST:PORT",
                         help="serve the capability record and counters over HTTP here")
+    parser.add_argument("--allow", action="append", default=[], type=_tenant, metavar="MODEL=PREFIX[,PREFIX]",
+                        help="model MODEL answers only sources in these IPv4 prefixes (others get "
+                             "an UNAUTHORISED error); repeatable; models not named answer anyone")
     parser.add_argument("--name", default="cloud", help="the node's name in its record")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="cloud: %(levelname)s %(message)s")
-    server = CloudServer([QuantizedModel.load(p) for p in args.model], args.cache)
+    tenants: dict[int, list[str]] = {}
+    for model_id, prefixes in args.allow:
+        tenants.setdefault(model_id, []).extend(prefixes)
+    server = CloudServer([QuantizedModel.load(p) for p in args.model], args.cache, tenants)
     stop = [False]
 
     def request_stop(signum, frame):

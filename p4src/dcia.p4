@@ -21,6 +21,11 @@
  * (model, next layer) can be spread over several next hops by weight; the selector
  * hashes the source address and the request id, so one request (and its retries) always
  * takes the same member.
+ *
+ * Tenants: where the operator's policy restricts a model to some sources, the switches
+ * that hold it get `model_tenants` entries (a deny for every source, an allow per
+ * permitted prefix, longest prefix wins); a tensor of that model from any other source
+ * is counted as unauthorised and dropped, never computed with another tenant's weights.
  */
 #include <core.p4>
 #include <v1model.p4>
@@ -60,6 +65,7 @@ const bit<32> STAT_PASSTHROUGH      = 1;   /* tensor packets forwarded without s
 const bit<32> STAT_VERSION_MISMATCH = 2;   /* known model, another version: not computed */
 const bit<32> STAT_MALFORMED        = 3;   /* malformed tensor packets: never computed */
 const bit<32> STAT_DEFERRED         = 4;   /* layers left to the next node: over the meter rate */
+const bit<32> STAT_UNAUTHORISED     = 5;   /* a restricted model's tensor from another source: dropped */
 
 /* Indices of the ipv4_drops counter: IPv4 packets of any protocol that a router must not
  * forward, dropped before anything else looks at them. */
@@ -169,6 +175,7 @@ struct metadata_t {
     bit<16>  mult;           /* its requantization multiplier and shift */
     bit<8>   shift;
     bit<2>   color;          /* the layer meter's verdict: METER_GREEN computes */
+    bit<1>   unauthorised;   /* model_tenants: this source may not use this model here */
     int<64>  q;              /* its requantized value before saturation */
     bit<8>   yq;             /* and after: the int8 output */
     ELEMENT_FIELDS(x)
@@ -301,7 +308,7 @@ control DciaVerifyChecksum(inout headers_t hdr, inout metadata_t meta) {
 control DciaIngress(inout headers_t hdr, inout metadata_t meta,
                     inout standard_metadata_t std) {
 
-    counter(5, CounterType.packets_and_bytes) dcia_stats;     /* STAT_* */
+    counter(6, CounterType.packets_and_bytes) dcia_stats;     /* STAT_* */
     counter(3, CounterType.packets_and_bytes) ipv4_drops;     /* DROP_* */
     counter(256, CounterType.packets_and_bytes) layer_stats;  /* by layer index */
 
@@ -369,6 +376,23 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
         actions = { steer; steer_redirect; steer_answer; }
         size = 1024;
         implementation = steering_selector;
+    }
+
+    /* ---- which sources may use a model here (the policy's tenants) ---- */
+
+    action tenant_allowed() { meta.unauthorised = 0; }
+    action tenant_denied()  { meta.unauthorised = 1; }
+
+    /* No entry for a model: every source may use it. A restricted model has a deny for
+     * 0.0.0.0/0 and an allow per permitted prefix. */
+    table model_tenants {
+        key = {
+            hdr.dcia.model_id: exact @name("model_id");
+            hdr.ipv4.srcAddr:  lpm @name("src");
+        }
+        actions = { tenant_allowed; tenant_denied; }
+        size = 1024;
+        default_action = tenant_allowed();
     }
 
     /* ---- which versions of a model this switch holds ---- */
@@ -584,6 +608,9 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
                 }
             } else if ((hdr.dcia.flags & FLAGS_NO_COMPUTE) != 0) {
                 /* answers, error reports and no-offload packets: ordinary traffic */
+            } else if (model_tenants.apply().hit && meta.unauthorised == 1) {
+                /* another tenant's model: not computed, not passed on (dropped below) */
+                dcia_stats.count(STAT_UNAUTHORISED);
             } else if (layers.apply().hit) {
                 if (hdr.dcia.n_elems != meta.n_in) {
                     /* the tensor does not have the shape this layer takes */
@@ -638,7 +665,9 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
             }
         }
 
-        if (meta.recirculate == 1) {
+        if (meta.unauthorised == 1) {
+            mark_to_drop(std);
+        } else if (meta.recirculate == 1) {
             /* forwarding waits for the last pass; any real port takes it to the egress,
              * where it recirculates instead of leaving */
             std.egress_spec = std.ingress_port;
@@ -660,7 +689,9 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
 control DciaEgress(inout headers_t hdr, inout metadata_t meta,
                    inout standard_metadata_t std) {
     apply {
-        if (meta.recirculate == 1) {
+        if (meta.unauthorised == 1) {
+            mark_to_drop(std);
+        } else if (meta.recirculate == 1) {
             /* compute the next layer on this switch: the packet re-enters the parser */
             meta.passes = meta.passes + 1;
             recirculate_preserving_field_list(0);

@@ -39,6 +39,7 @@ local STATUS = {
     [2] = "UNKNOWN_MODEL",
     [3] = "BAD_SHAPE",
     [4] = "INTERNAL",
+    [5] = "UNAUTHORISED",
 }
 
 -- dcia.wire.HEADER_FIELDS: name, bits, display base, value strings
