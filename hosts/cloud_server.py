@@ -231,7 +231,11 @@ def serve(server: CloudServer, sock: socket.socket, stop: list[bool]) -> None:
 
 
 def _tenant(text: str) -> tuple[int, list[str]]:
-    """``1=10.0.1.0/24,10.0.3.0/24`` as (1, [prefixes])."""
+    """``1=10.0.1.0/24,10.0.3.5`` as (1, [prefixes]) (the type of ``--allow``).
+
+    >>> _tenant("1=10.0.1.0/24,10.0.3.5")
+    (1, ['10.0.1.0/24', '10.0.3.5/32'])
+    """
     model, sep, prefixes = text.partition("=")
     try:
         if not sep:

@@ -313,15 +313,19 @@ class Testbed:
     def start_cloud(self, model_file: Path, *, path: str | None = None, host: str | None = None,
                     stats_file: Path | None = None) -> CloudProcess:
         """hosts.cloud_server in ``host`` (default: the cloud host of ``path``); returns
-        once it listens."""
+        once it listens. It answers each model only to the sources the topology's policy
+        allows (its tenants)."""
         host = host or self.cloud_host(path)
         self.cloud_models[host] = model_file
         stats_file = stats_file or self.run_dir / f"{host}-stats.json"
         stats_file.unlink(missing_ok=True)
         log_file = self.run_dir / f"{host}-cloud.log"
         with open(log_file, "wb") as err:
+            allow = [f"{t_model}={','.join(t.sources)}" for t in self.topology.policy.tenants
+                     for t_model in sorted(t.models)]
             proc = self.popen(host, [sys.executable, "-m", "hosts.cloud_server", "--model",
-                                     str(model_file), "--stats", str(stats_file)],
+                                     str(model_file), "--stats", str(stats_file),
+                                     *(arg for a in allow for arg in ("--allow", a))],
                               stdout=subprocess.PIPE, stderr=err)
         line = proc.stdout.readline().decode()
         if "listening" not in line:

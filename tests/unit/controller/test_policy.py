@@ -12,7 +12,8 @@ import pytest
 
 from controller.cli import main
 from controller.demo_model import load_demo
-from controller.deployment import from_plan
+from controller import entries as E
+from controller.deployment import desired_entries, from_plan
 from controller.planner import Constraints, evaluate, plan
 from controller.steer import PathSelector, SteerConfig, constraints_for
 from controller.topology import load_topology, parse_topology
@@ -209,3 +210,29 @@ def test_the_steering_loop_replaces_a_deployed_plan_that_breaks_the_policy():
     d = s.decide({})
     assert d.action == "enforce" and d.changes_deployment
     assert "policy rule 'no-s1'" in d.reason and "s1" not in d.new.assignment
+
+
+# ------------------------------------------------------------------ tenants --
+
+def test_tenants_are_installed_where_the_model_is_computed():
+    topo = topology('[[policy.tenants]]\nname = "a"\nmodels = [1]\nsources = ["10.0.1.0/24", "10.0.3.5"]\n')
+    assert topo.policy.sources(1) == ("10.0.1.0/24", "10.0.3.5/32") and topo.policy.sources(2) is None
+    deployment = deploy(topo, ["h1", "s1", "s1", "s1"])
+    s1, s2 = deployment.switches[0], deployment.switches[1]
+    tenants = [e for e in desired_entries(1, 1, s1) if e.table_id == E.T_TENANTS]
+    assert [(e.match["src"], e.action.name) for e in tenants] == [
+        ("0.0.0.0/0", "tenant_denied"), ("10.0.1.0/24", "tenant_allowed"), ("10.0.3.5/32", "tenant_allowed")]
+    assert desired_entries(1, 1, s2) == []   # s2 computes nothing: no state at all
+    open_ = deploy(topo, ["h1", "s1", "s1", "s1"], model_id=2).switches[0]
+    assert not [e for e in desired_entries(2, 1, open_) if e.table_id == E.T_TENANTS]
+
+
+@pytest.mark.parametrize("policy, message", [
+    ('[[policy.tenants]]\nname = "a"\nsources = ["10.0.1.0/24"]\n', "give models"),
+    ('[[policy.tenants]]\nname = "a"\nmodels = [1]\n', "give sources"),
+    ('[[policy.tenants]]\nname = "a"\nmodels = [1]\nsources = ["10.0.1.300/24"]\n', "is not an IPv4 address or prefix"),
+    ('[[policy.tenants]]\nmodels = [1]\nsources = ["10.0.1.0/24"]\n', "needs a name"),
+])
+def test_a_bad_tenant_is_one_line(policy, message):
+    with pytest.raises(TopologyError, match=message):
+        topology(policy)

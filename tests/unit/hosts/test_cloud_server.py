@@ -145,3 +145,18 @@ def test_the_server_survives_a_datagram_it_cannot_answer(model, digits):
             thread.join(5)
     assert answer.request_id == 6 and answer.status == Status.OK
     assert not thread.is_alive() and server.stats.send_errors == 1
+
+
+def test_a_restricted_model_answers_its_tenants_only(model, digits):
+    cloud = CloudServer([model], tenants={model.model_id: ["10.0.1.0/24"]})
+    x = model.quantize_input(digits.x_test[:1])[0].astype(np.int64)
+    req = request(model, x, 1, request_id=5)
+    intruder = messages.parse(cloud.handle(req, ("10.0.7.7", 56346)))
+    assert Flag(int(intruder.flags)) & Flag.ERROR and intruder.status == Status.UNAUTHORISED
+    assert intruder.elems == [] and cloud.stats.layers_computed == 0
+    # the same request id from the tenant: computed, not the cached error of the intruder
+    tenant = messages.parse(cloud.handle(req, EDGE))
+    assert tenant.status == Status.OK and tenant.elems == model.forward_int(x).tolist()
+    assert cloud.stats.errors_by_status == {Status.UNAUTHORISED: 1}
+    open_cloud = CloudServer([model], tenants={model.model_id + 1: ["10.0.1.0/24"]})
+    assert messages.parse(open_cloud.handle(req, ("10.0.7.7", 56346))).status == Status.OK
