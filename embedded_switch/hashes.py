@@ -10,6 +10,7 @@ bytes) and returns an unsigned integer:
 """
 from __future__ import annotations
 
+import struct
 import zlib
 from typing import Callable
 
@@ -53,7 +54,7 @@ def csum16(data: bytes) -> int:
     """Internet checksum (RFC 1071): ones' complement of the ones' complement sum."""
     if len(data) & 1:
         data += b"\x00"
-    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    total = sum(struct.unpack(f">{len(data) >> 1}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
