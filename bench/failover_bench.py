@@ -36,6 +36,8 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+from bench.plots import figure
+
 ROOT = Path(__file__).resolve().parents[1]
 FAULTS = {"cloud server killed": "h2@2s-3s", "switch process killed": "s1@2s-3s",
           "link down": "link:s1-s2@2s-3s"}
@@ -129,19 +131,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3))
-    data = [[1e3 * r["failover_s"] for r in row["each"] if "error" not in r
-             and r["failover_s"] is not None] or [0.0] for row in rows]
-    ax.boxplot(data, vert=False, labels=[r["kind"] for r in rows])
-    ax.set_xlabel("failure to traffic on the surviving path, ms")
-    ax.set_title("Failover time per fault kind")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with figure(path, "Failover time per fault kind") as ax:
+        data = [[1e3 * r["failover_s"] for r in row["each"] if "error" not in r
+                 and r["failover_s"] is not None] or [0.0] for row in rows]
+        ax.boxplot(data, vert=False, labels=[r["kind"] for r in rows])
+        ax.set_xlabel("failure to traffic on the surviving path, ms")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import finsy as fy
 from rich.console import Console
 from rich.table import Table
 
+from bench.plots import figure
 from controller import session
 from controller.demo_model import load_demo
 from controller.deployment import from_plan
@@ -108,22 +109,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3))
-    width = 0.8 / len(rows)
-    for i, r in enumerate(rows):
-        ax.bar([k + i * width for k in range(len(STEPS))], [r[f"{s}_ms"] for s in STEPS], width,
-               label=r["target"])
-    ax.set_xticks([k + width * (len(rows) - 1) / 2 for k in range(len(STEPS))], STEPS)
-    ax.set_ylabel("ms (median)")
-    ax.set_title("Signing, verifying and auditing a deployment")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with figure(path, "Signing, verifying and auditing a deployment") as ax:
+        width = 0.8 / len(rows)
+        for i, r in enumerate(rows):
+            ax.bar([k + i * width for k in range(len(STEPS))], [r[f"{s}_ms"] for s in STEPS],
+                   width, label=r["target"])
+        ax.set_xticks([k + width * (len(rows) - 1) / 2 for k in range(len(STEPS))], STEPS)
+        ax.set_ylabel("ms (median)")
+        ax.legend()
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from bench.plots import figure
+
 ROOT = Path(__file__).resolve().parents[1]
 EDGE = dict(mac="08:00:00:00:01:11", ip="10.0.1.1")
 CLOUD = dict(mac="08:00:00:00:02:22", ip="10.0.2.2")
@@ -230,18 +232,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3))
-    labels = [f"{r['target']}, {r['meter']}" for r in rows]
-    ax.barh(labels, [r["answered_per_s"] for r in rows], color="tab:green")
-    ax.set_xlabel("answered requests per second")
-    ax.set_title("Overload with and without meter splitting, same run")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with figure(path, "Overload with and without meter splitting, same run") as ax:
+        labels = [f"{r['target']}, {r['meter']}" for r in rows]
+        ax.barh(labels, [r["answered_per_s"] for r in rows], color="tab:green")
+        ax.set_xlabel("answered requests per second")
 
 
 if __name__ == "__main__":

@@ -212,17 +212,25 @@ def parse_policy(table: Any, nodes: Mapping[str, Capability]) -> Policy:
     return Policy(raw, private, dict(trust), rules, tenants)
 
 
-def _tenant(index: int, entry: Any) -> Tenant:
-    where = f"[[policy.tenants]] #{index + 1}"
+def _named(array: str, what: str, index: int, entry: Any, keys: Sequence[str]) -> tuple[str, str]:
+    """The name of entry ``index`` of ``[[policy.<array>]]`` and how errors call it
+    (``policy rule 'x'``), after checking that it is a table of ``keys`` with a name."""
+    where = f"[[policy.{array}]] #{index + 1}"
     if not isinstance(entry, Mapping):
         raise TopologyError(f"{where} must be a table")
     name = entry.get("name")
     if not isinstance(name, str) or not name:
-        raise TopologyError(f"{where} needs a name (name = \"...\")")
-    where = f"policy tenant '{name}'"
-    unknown = sorted(set(entry) - {"name", "models", "sources"})
+        raise TopologyError(f"{where} needs a name (name = \"...\"): errors quote it")
+    where = f"policy {what} '{name}'"
+    unknown = sorted(set(entry) - {"name", *keys})
     if unknown:
-        raise TopologyError(f"{where}: unknown key {', '.join(unknown)} (keys: name, models, sources)")
+        raise TopologyError(f"{where}: unknown key {', '.join(unknown)} (keys: name, "
+                            f"{', '.join(keys)})")
+    return name, where
+
+
+def _tenant(index: int, entry: Any) -> Tenant:
+    name, where = _named("tenants", "tenant", index, entry, ("models", "sources"))
     models = _ints(where, entry, "models", 0xFFFF)
     if models is None:
         raise TopologyError(f"{where}: give models = [model ids] it may use")
@@ -245,17 +253,7 @@ def _list(value: Any, key: str) -> list:
 
 
 def _rule(index: int, entry: Any, nodes: Mapping[str, Capability]) -> Rule:
-    where = f"[[policy.rules]] #{index + 1}"
-    if not isinstance(entry, Mapping):
-        raise TopologyError(f"{where} must be a table")
-    name = entry.get("name")
-    if not isinstance(name, str) or not name:
-        raise TopologyError(f"{where} needs a name (name = \"...\"): errors quote it")
-    where = f"policy rule '{name}'"
-    unknown = sorted(set(entry) - {"name", "forbid", "allow", "models", "layers"})
-    if unknown:
-        raise TopologyError(f"{where}: unknown key {', '.join(unknown)} (keys: name, forbid or "
-                            "allow, models, layers)")
+    name, where = _named("rules", "rule", index, entry, ("forbid", "allow", "models", "layers"))
     effects = [e for e in ("forbid", "allow") if e in entry]
     if len(effects) != 1:
         raise TopologyError(f"{where}: give either forbid = [nodes] or allow = [nodes], not "
