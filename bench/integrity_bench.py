@@ -33,17 +33,14 @@ from controller.manifest import generate_key, manifest_of, verify
 from controller.planner import plan
 from controller.topology import load_topology
 from dcia.artifacts import Pipeline
-from dcia.targets import SwitchConfig, SwitchProcess, find_bmv2, free_tcp_port
+from dcia.targets import SwitchConfig, SwitchProcess, find_bmv2
+from tests.topology_files import on_free_ports
 
 STEPS = ("sign", "verify", "audit", "deploy")
 
 
 def measure(target: str, runs: int, work: Path) -> dict:
-    text = Path("topologies/linear.toml").read_text()
-    addr = {f"s{i}": f"127.0.0.1:{free_tcp_port()}" for i in (1, 2, 3)}
-    for name, a in addr.items():
-        text = text.replace(f'"127.0.0.1:5000{name[1]}"', f'"{a}"')
-    (work / "linear.toml").write_text(text)
+    addr = on_free_ports(Path("topologies/linear.toml"), work / "linear.toml")
     topology = load_topology(work / "linear.toml")
     model = load_demo().quantized
     best = plan(model.layers, topology.route())

@@ -22,7 +22,8 @@ from controller import entries as E
 from controller.deployment import SwitchEndpoint
 from controller.session import switch_status
 from dcia.artifacts import Pipeline
-from dcia.targets import SwitchConfig, SwitchProcess, find_bmv2, free_tcp_port
+from dcia.targets import SwitchConfig, SwitchProcess, find_bmv2
+from tests.topology_files import on_free_ports
 
 LINEAR = Path("topologies/linear.toml")
 MODEL = ("--model", "models/digits.onnx", "--calibration", "digits")
@@ -31,14 +32,10 @@ MODEL = ("--model", "models/digits.onnx", "--calibration", "digits")
 class Network:
     def __init__(self, target: str, tmp: Path, *, require_signed: bool = True):
         self.tmp = tmp
-        self.addr = {f"s{i}": f"127.0.0.1:{free_tcp_port()}" for i in (1, 2, 3)}
-        text = LINEAR.read_text()
-        for name, addr in self.addr.items():
-            text = text.replace(f'"127.0.0.1:5000{name[1]}"', f'"{addr}"')
-        text += ('\n[security]\ntrusted_keys = { ops = "ops.pub" }\n'
-                 f"require_signed = {'true' if require_signed else 'false'}\n")
         self.topology = tmp / "linear.toml"
-        self.topology.write_text(text)
+        self.addr = on_free_ports(LINEAR, self.topology, (
+            '\n[security]\ntrusted_keys = { ops = "ops.pub" }\n'
+            f"require_signed = {'true' if require_signed else 'false'}\n"))
         self.procs = [SwitchProcess(target, SwitchConfig(ports={}, grpc_addr=addr, device_id=int(name[1:])),
                                     stdout_path=tmp / f"{name}.out") for name, addr in self.addr.items()]
 

@@ -16,7 +16,8 @@ import pytest
 from controller.demo_model import load_demo
 from controller.deployment import SwitchEndpoint
 from controller.session import SwitchStatus, switch_status
-from dcia.targets import SwitchConfig, SwitchProcess, find_bmv2, free_tcp_port
+from dcia.targets import SwitchConfig, SwitchProcess, find_bmv2
+from tests.topology_files import on_free_ports
 
 REDUNDANT = Path("topologies/redundant.toml")
 MODEL = load_demo().quantized
@@ -26,12 +27,8 @@ KEY = (MODEL.model_id, MODEL.version)
 class Network:
     def __init__(self, target: str, tmp: Path):
         self.target, self.tmp = target, tmp
-        self.addr = {f"s{i}": f"127.0.0.1:{free_tcp_port()}" for i in range(1, 5)}
-        text = REDUNDANT.read_text()
-        for i in range(1, 5):
-            text = text.replace(f'"127.0.0.1:5000{i}"', f'"{self.addr[f"s{i}"]}"')
         self.topology = tmp / "redundant.toml"
-        self.topology.write_text(text)
+        self.addr = on_free_ports(REDUNDANT, self.topology)
         self.procs: dict[str, SwitchProcess] = {}
 
     def start(self, name: str) -> None:
