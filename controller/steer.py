@@ -59,7 +59,7 @@ from controller.observe import Snapshot, observe
 from controller.planner import Constraints, Forbid, Objective, Plan, evaluate, plan
 from controller.topology import Topology, check_tls_files, load_topology
 from dcia.capability import Capability
-from dcia.errors import DciaError, PlanError, PolicyError
+from dcia.errors import DciaError, IntegrityError, PlanError, PolicyError
 from dcia.layers import Layer
 
 log = logging.getLogger(__name__)
@@ -404,6 +404,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
     topology = load_topology(args.topology)
     check_tls_files(topology)
+    if topology.signing.require_signed:
+        raise IntegrityError(f"topology {topology.name} requires signed deployments ([security] "
+                             "require_signed), and dcia steer re-plans at run time: deploy signed "
+                             "manifests with dcia deploy --manifest instead")
     config = SteerConfig(args.interval, args.min_gain, args.hold_rounds, args.dead_after)
     model = QuantizedModel.load(args.model)
     model_id = model.model_id if args.model_id is None else args.model_id

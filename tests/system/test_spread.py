@@ -65,3 +65,15 @@ def test_a_bad_spread_is_refused_before_the_network_starts(tmp_path):
     code, output, s = spread_run(tmp_path, "embedded", "--spread", "cloud-a=1,nowhere=1")
     assert code == 2 and "has no path 'nowhere'" in output and s == {}, output
     assert not list(tmp_path.glob("*.log")), "nothing was started"
+
+
+def test_a_topology_that_requires_signed_deployments_is_refused_before_the_network_starts(tmp_path):
+    topology = tmp_path / "signed.toml"
+    (tmp_path / "ops.pub").write_text("")
+    topology.write_text((REPO / "topologies" / "linear.toml").read_text()
+                        + '\n[security]\ntrusted_keys = { ops = "ops.pub" }\nrequire_signed = true\n')
+    proc = subprocess.run([sys.executable, "-m", "controller.cli", "testbed", "run", "--topology",
+                           str(topology), "--target", "embedded", "--free-ports", "--run-dir",
+                           str(tmp_path / "run")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "requires signed deployments" in proc.stderr, proc.stderr
+    assert not (tmp_path / "run").exists() or not list((tmp_path / "run").glob("*.log"))

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import finsy as fy
 import pytest
 
 from controller import entries as E
+from controller.cli import main
 from controller.demo_model import load_demo
 from controller.deployment import from_plan
 from controller.manifest import (
@@ -123,3 +125,12 @@ def test_key_files(tmp_path):
         load_public_key(tmp_path / "x.pub")
     with pytest.raises(IntegrityError, match=r"not found \(make a pair with `dcia keygen`\)"):
         load_private_key(tmp_path / "none.key")
+
+
+def test_the_steering_loop_refuses_a_topology_that_requires_signed_deployments(tmp_path, capsys):
+    path = tmp_path / "t.toml"
+    (tmp_path / "ops.pub").write_text("")
+    path.write_text(Path("topologies/linear.toml").read_text() + '\n[security]\ntrusted_keys = { ops = "ops.pub" }\nrequire_signed = true\n')
+    model = MODEL.save(tmp_path / "model.json")
+    assert main(["steer", "--topology", str(path), "--model", str(model), "--once"]) == 2
+    assert "requires signed deployments" in capsys.readouterr().err

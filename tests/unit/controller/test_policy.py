@@ -236,3 +236,4 @@ def test_tenants_are_installed_where_the_model_is_computed():
 def test_a_bad_tenant_is_one_line(policy, message):
     with pytest.raises(TopologyError, match=message):
         topology(policy)
+
