@@ -42,7 +42,7 @@ from controller.manifest import (
 from controller.planner import Constraints, Plan, evaluate
 from controller.topology import Topology
 from dcia.artifacts import Pipeline
-from dcia.errors import IntegrityError
+from dcia.errors import DciaError, IntegrityError
 from dcia.layers import Layer
 
 
@@ -100,13 +100,13 @@ async def audit(manifest: Manifest, topology: Topology) -> tuple[list[Finding], 
         try:
             return await session.held_entries(endpoint_of(topology.switches[name]),
                                               manifest.model_id, manifest.version)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the report
+        except DciaError as exc:  # unreachable, no pipeline, refused: one line in the report
             return exc
 
     results = await asyncio.gather(*(read(n) for n in names))
     findings, unreadable = [], []
     for name, held in zip(names, results):
-        if isinstance(held, BaseException):
+        if isinstance(held, DciaError):
             unreadable.append(f"{name}: {held}")
             continue
         part = manifest.switches.get(name)
