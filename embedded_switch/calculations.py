@@ -59,41 +59,56 @@ def calc_spec(layout: Layout, inputs: list, where: str) -> list[tuple]:
 
 
 def make_calc(layout: Layout, algo: str | None, inputs: list, where: str) -> Callable:
-    """`calc(F, P=None) -> int`: algorithm `algo` over `inputs` (P gives the payload)."""
+    """`calc(F, P=None) -> int`: algorithm `algo` over `inputs` (P gives the payload),
+    generated once as straight-line code: runs of fields of one header are packed by one
+    expression under one validity test."""
     fn = hashes.ALGORITHMS.get(algo)
     if fn is None:
         raise PipelineError(f"{where}: unsupported hash algorithm '{algo}' "
                             f"(supported: {', '.join(sorted(hashes.ALGORITHMS))})")
-    spec = calc_spec(layout, inputs, where)
+    lines = ["def calc(F, P=None):", "    acc = nbits = 0", "    tail = b''"]
+    run: list[tuple[int, int]] = []  # (slot, width) of fixed fields under validity slot `valid`
+    valid = None
 
-    def calc(F, P=None):
-        acc, nbits, tail = 0, 0, b""
-        for item in spec:
-            kind = item[0]
-            if kind == "f":
-                if F[item[1]]:
-                    w = item[3]
-                    acc = (acc << w) | (F[item[2]] & ((1 << w) - 1))
-                    nbits += w
-            elif kind == "c":
-                w = item[2]
-                acc = (acc << w) | (item[1] & ((1 << w) - 1))
-                nbits += w
-            elif kind == "v":
-                if F[item[1]]:
-                    w = F[item[3]]
-                    acc = (acc << w) | F[item[2]]
-                    nbits += w
-            elif kind == "h":
-                if F[item[1]]:
-                    for idx, w in item[2]:
-                        if w is None:  # the varbit field: (value slot, length slot)
-                            idx, w = idx[0], F[idx[1]]
-                        acc = (acc << w) | (F[idx] & ((1 << w) - 1))
-                        nbits += w
-            elif P is not None:
-                tail = P.data[P.off:]
-        pad = -nbits % 8
-        return fn((acc << pad).to_bytes((nbits + pad) // 8, "big") + tail)
+    def flush() -> None:
+        if run:
+            total = sum(w for _, w in run)
+            packed, shift = [], total
+            for idx, w in run:
+                shift -= w
+                packed.append(f"(F[{idx}] & {(1 << w) - 1}) << {shift}" if shift else f"(F[{idx}] & {(1 << w) - 1})")
+            lines.append(f"    if F[{valid}]: acc = (acc << {total}) | {' | '.join(packed)}; nbits += {total}")
+            run.clear()
 
-    return calc
+    for item in calc_spec(layout, inputs, where):
+        kind = item[0]
+        if kind == "f" and item[1] == valid:
+            run.append((item[2], item[3]))
+            continue
+        flush()
+        if kind == "f":
+            valid = item[1]
+            run.append((item[2], item[3]))
+            continue
+        valid = None
+        if kind == "c":
+            w = item[2]
+            lines.append(f"    acc = (acc << {w}) | {item[1] & ((1 << w) - 1)}; nbits += {w}")
+        elif kind == "v":
+            lines.append(f"    if F[{item[1]}]: w = F[{item[3]}]; acc = (acc << w) | F[{item[2]}]; nbits += w")
+        elif kind == "h":
+            lines.append(f"    if F[{item[1]}]:")
+            for idx, w in item[2]:
+                if w is None:  # the varbit field: (value slot, length slot)
+                    lines.append(f"        w = F[{idx[1]}]; acc = (acc << w) | F[{idx[0]}]; nbits += w")
+                else:
+                    lines.append(f"        acc = (acc << {w}) | (F[{idx}] & {(1 << w) - 1}); nbits += {w}")
+            if not item[2]:
+                lines.append("        pass")  # a header without fields adds nothing
+        else:
+            lines.append("    if P is not None: tail = P.data[P.off:]")
+    flush()
+    lines += ["    pad = -nbits % 8", "    return fn((acc << pad).to_bytes((nbits + pad) // 8, 'big') + tail)"]
+    ns = {"fn": fn}
+    exec(compile("\n".join(lines), f"<{where}>", "exec"), ns)
+    return ns["calc"]
