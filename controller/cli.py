@@ -416,7 +416,7 @@ def run_audit(args: argparse.Namespace, console: Console) -> int:
     topology = _topology_to_connect(args.topology)
     manifest = integrity.signed_manifest(args.manifest, topology)
     findings, unreadable = asyncio.run(integrity.audit(manifest, topology))
-    integrity.print_audit(console, manifest, findings, unreadable)
+    integrity.print_audit(console, manifest, findings, unreadable, list(topology.switches))
     return 1 if findings or unreadable else 0
 
 

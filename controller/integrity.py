@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import finsy as fy
@@ -132,7 +133,7 @@ def run_keygen(args: argparse.Namespace, console: Console) -> int:
 
 
 def print_audit(console: Console, manifest: Manifest, findings: list[Finding],
-                unreadable: list[str]) -> None:
+                unreadable: list[str], topology_switches: Sequence[str]) -> None:
     title = (f"Audit of model {manifest.model_id} v{manifest.version} ({manifest.model}) "
              f"against the manifest signed by '{manifest.key}'")
     table = Table(title=title)
@@ -146,4 +147,5 @@ def print_audit(console: Console, manifest: Manifest, findings: list[Finding],
         console.print(table)
     checked = sum(len(p.entries) for p in manifest.switches.values())
     console.print(f"{checked} signed entries on {len(manifest.switches)} switches: "
-                  f"{len(findings)} differ, {len(unreadable)} switches unreadable")
+                  f"{len(findings)} differ; {len(unreadable)} of {len(topology_switches)} "
+                  "switches unreadable")

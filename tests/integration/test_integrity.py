@@ -99,7 +99,7 @@ def test_a_signed_manifest_deploys_and_audits_clean(net):
     assert net.held()["s1"] == [1, 2, 3]
     audit = dcia("audit", "--topology", net.topology, "--manifest", manifest)
     assert audit.returncode == 0, audit.stdout + audit.stderr
-    assert re.search(r"\d+ signed entries on 3 switches: 0 differ, 0 switches unreadable", audit.stdout)
+    assert re.search(r"\d+ signed entries on 3 switches: 0 differ; 0 of 3 switches unreadable", audit.stdout)
 
 
 def refused(net: Network, manifest: Path | None, message: str) -> None:
@@ -188,3 +188,13 @@ def test_the_audit_names_a_changed_weight_an_extra_and_a_missing_entry(net):
     assert any(re.search(r"s1 │ DciaIngress\.dense_5 │ layer=3 model_id=1 model_version=1 │ missing", r) for r in rows)
     assert sum("│ extra" in r and r.lstrip("│ ").startswith("s2") for r in rows) == 2
     assert re.search(r"signed entries on 3 switches: 4 differ", audit.stdout)
+
+
+def test_a_switch_the_audit_cannot_read_is_reported_not_skipped(net):
+    manifest = sign(net)
+    assert deploy(net, "--manifest", manifest).returncode == 0
+    net.procs[2].stop()                                   # s3
+    audit = dcia("audit", "--topology", net.topology, "--manifest", manifest)
+    assert audit.returncode == 1, audit.stdout + audit.stderr
+    assert re.search(r"s3 .*unreadable: switch s3: no P4Runtime server", re.sub(r"\s+", " ", audit.stdout))
+    assert re.search(r"0 differ; 1 of 3 switches unreadable", audit.stdout)
