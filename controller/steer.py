@@ -61,6 +61,7 @@ from controller.topology import Topology, check_tls_files, load_topology
 from dcia.capability import Capability
 from dcia.errors import DciaError, IntegrityError, PlanError, PolicyError
 from dcia.layers import Layer
+from dcia.metrics import path_rtt_key
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,8 @@ class Decision:
     """Path -> predicted latency of its best plan (s), or why it has none."""
     weights: dict[str, int] | None = None
     """With a spread: path -> weight of its cloud in the new deployment."""
+    round_trips: dict[str, float] = field(default_factory=dict)
+    """Path -> the round trip its probes measured (s), used in place of nominal delays."""
 
     @property
     def changes_deployment(self) -> bool:
@@ -125,7 +128,7 @@ class Decision:
                 "reason": self.reason, "old": brief(self.old), "new": brief(self.new),
                 "predicted_gain": self.predicted_gain, "changed": self.changed,
                 "dead": list(self.dead), "candidates": self.candidates,
-                "weights": self.weights}
+                "weights": self.weights, "round_trips": self.round_trips}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -150,16 +153,22 @@ class PathSelector:
         self.missed: dict[str, int] = {}
         self.streak: tuple[tuple, int] = ((), 0)
         self.rounds = 0
+        self.round_trips: dict[str, float] = {}
+        """This round's measured round trip per path."""
         self.left: Plan | None = None
         """The plan the last failover left, until traffic returns to it."""
 
     def dead(self) -> tuple[str, ...]:
         return tuple(n for n, k in self.missed.items() if k >= self.config.dead_after)
 
-    def decide(self, records: Mapping[str, Capability | None]) -> Decision:
+    def decide(self, records: Mapping[str, Capability | None],
+               round_trips: Mapping[str, float] | None = None) -> Decision:
         """``records``: node -> its live record, or None when it could not be read this
-        round; nodes left out are not monitored (their topology record stands)."""
+        round; nodes left out are not monitored (their topology record stands).
+        ``round_trips``: path -> its measured round trip (path probes, ``path_round_trips``),
+        which replaces the topology's nominal link delays of that path."""
         self.rounds += 1
+        self.round_trips = dict(round_trips or {})
         for node, record in records.items():
             self.missed[node] = 0 if record is not None else self.missed.get(node, 0) + 1
         dead = self.dead()
@@ -175,7 +184,7 @@ class PathSelector:
                 candidates[name] = f"dead: {', '.join(gone)}"
                 continue
             try:
-                route = live.route(name)
+                route = self._route(live, name)
                 plans[name] = plan(self.layers, route, self._rules(route))
                 candidates[name] = plans[name].latency_s
             except PlanError as exc:
@@ -186,7 +195,7 @@ class PathSelector:
 
         def decision(action: str, reason: str, new: Plan | None = None, gain: float | None = None):
             return Decision(self.rounds, action, reason, self.current, new, gain, changed, dead,
-                            candidates, weights)
+                            candidates, weights, dict(self.round_trips))
 
         if best is None:
             self.streak = ((), 0)
@@ -256,6 +265,13 @@ class PathSelector:
         self.basis = {n: live.capability(n) for n in live.node_names}
         return d
 
+    def _route(self, live: Topology, name: str):
+        """Path ``name`` of the live topology, with its measured round trip if there is one."""
+        route = live.route(name)
+        if name in self.round_trips:
+            route = route.with_round_trip(self.round_trips[name])
+        return route
+
     def _rules(self, route) -> Constraints:
         """The loop's constraints with the topology's policy for ``route``."""
         return self.topology.policy.constraints(self.constraints, route, self.model_id,
@@ -272,7 +288,7 @@ class PathSelector:
 
     def _reevaluate(self, live: Topology) -> Plan | None:
         """The deployed plan's prediction under the live records (None: it breaks a rule)."""
-        route = live.route(self.current.route)
+        route = self._route(live, self.current.route)
         index = {n.name: i for i, n in enumerate(route.nodes)}
         try:
             return evaluate(self.layers, route, [index[n] for n in self.current.assignment],
@@ -306,6 +322,20 @@ def records_of(topology: Topology, snap: Snapshot) -> dict[str, Capability | Non
             nominal = topology.capability(reading.name)
             record = _merge(nominal, record)
         out[reading.name] = record
+    return out
+
+
+def path_round_trips(topology: Topology, snap: Snapshot) -> dict[str, float]:
+    """Each path's round trip as its edge agent's probes measured it (``--path-probes``:
+    the counter ``path_rtt_s_<cloud address>``); paths without a measurement are left out."""
+    out = {}
+    for reading, _ in snap.hosts:
+        for name, nodes in topology.paths.items():
+            if nodes[0] != reading.name:
+                continue
+            rtt = reading.counters.get(path_rtt_key(topology.host_address(nodes[-1], name)))
+            if rtt is not None:
+                out[name] = float(rtt)
     return out
 
 
@@ -438,7 +468,7 @@ async def _loop(topology, layers, constraints, config, model_id, version, spread
     rounds = 0
     while True:
         rounds += 1
-        decision = selector.decide(records_of(topology, snap))
+        decision = selector.decide(records_of(topology, snap), path_round_trips(topology, snap))
         if decision.changes_deployment and not args.once:
             try:
                 await session.apply(steering_deployment(topology, decision.new, layers,
@@ -474,6 +504,8 @@ def explain(topology: Topology, snap: Snapshot, d: Decision) -> Table:
         if d.new is not None and d.new.route == name:
             marks.append("best: " + ", ".join(f"{s.node} {list(s.layers)}" for s in d.new.stages if s.layers))
         table.add_row(name, " → ".join(nodes), shown, "; ".join(marks))
+    for name, rtt in d.round_trips.items():
+        table.add_row(name, "measured round trip (path probes)", f"{rtt * 1e3:.3f} ms", "")
     for node, diff in d.changed.items():
         table.add_row("", f"{node} changed", "", ", ".join(f"{k} {a} → {b}" for k, (a, b) in diff.items()))
     for status, _, _ in snap.switches:

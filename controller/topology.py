@@ -181,6 +181,26 @@ class Route:
     def __str__(self) -> str:
         return " → ".join(n.name for n in self.nodes)
 
+    def with_round_trip(self, rtt_s: float) -> Route:
+        """This route with its links' delays set from a measured round trip (a path probe,
+        controller.steer): each link keeps its share of the nominal delay (equal shares
+        when the file gives none), and there and back they add up to ``rtt_s``.
+
+        >>> route = load_topology("topologies/linear.toml").route()
+        >>> [l.delay_ms for l in route.links]
+        [0.1, 0.05, 0.05, 10.0]
+        >>> [round(l.delay_ms, 3) for l in route.with_round_trip(0.004).links]
+        [0.02, 0.01, 0.01, 1.961]
+        """
+        if not math.isfinite(rtt_s) or rtt_s < 0:
+            raise TopologyError(f"path {self.name}: a round trip of {rtt_s} s cannot be a delay")
+        nominal = sum(link.delay_ms for link in self.links)
+        one_way_ms = rtt_s * 1e3 / 2
+        shares = ([link.delay_ms / nominal for link in self.links] if nominal > 0
+                  else [1 / len(self.links)] * len(self.links))
+        return replace(self, links=tuple(replace(link, delay_ms=one_way_ms * share)
+                                         for link, share in zip(self.links, shares)))
+
 
 @dataclass(frozen=True)
 class Signing:

@@ -47,6 +47,20 @@ class MetricsError(DciaError):
     """A node's metrics endpoint cannot be read or does not hold a capability record."""
 
 
+PATH_RTT = "path_rtt_s_"
+"""Counters named ``path_rtt_s_<address>`` are the latest round trip of a path probe to
+that address (an edge agent's ``--path-probes``): a gauge, ``dcia_path_rtt_seconds``."""
+
+
+def path_rtt_key(address: str) -> str:
+    """The counter name of the path round trip to ``address``.
+
+    >>> path_rtt_key("10.0.2.2")
+    'path_rtt_s_10_0_2_2'
+    """
+    return PATH_RTT + address.replace(".", "_").replace(":", "_")
+
+
 class _RecordCollector(Collector):
     def __init__(self, snapshot: Snapshot):
         self.snapshot = snapshot
@@ -59,10 +73,17 @@ class _RecordCollector(Collector):
             cats.add_metric([record.name, str(m.level), m.type, m.unit, m.source, m.statistic],
                             float(m.value))
         yield cats
+        rtt = GaugeMetricFamily("dcia_path_rtt_seconds", "latest round trip of a path probe",
+                                labels=["node", "cloud"])
         for name, value in sorted(counters.items()):
+            if name.startswith(PATH_RTT):
+                rtt.add_metric([record.name, name.removeprefix(PATH_RTT).replace("_", ".")],
+                               float(value))
+                continue
             family = CounterMetricFamily(f"dcia_{name}", f"{name} counted by the node", labels=["node"])
             family.add_metric([record.name], float(value))
             yield family
+        yield rtt
         loaded = GaugeMetricFamily("dcia_model_loaded", "model versions the node holds (1)",
                                    labels=["node", "model_id", "version"])
         for model in record.models:

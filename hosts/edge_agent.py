@@ -41,7 +41,11 @@ retried or redirected, wall-clock send and end times) as the answers come in. Wi
 ``--metrics HOST:PORT`` it is a metric agent (dcia.metrics): its record (the edge layers it
 runs, measured time per edge layer, ``delay_s`` the mean answer time: the path's round
 trip as the edge sees it) and its counters (requests, answers per cloud, retried,
-redirected, duplicates, failovers) at ``/capability.json`` and ``/metrics``.
+redirected, duplicates, failovers) at ``/capability.json`` and ``/metrics``. With
+``--path-probes SECONDS`` it is also the network metric agent of its paths: it sends each
+cloud a small tensor that needs no computing at that interval and serves the latest round
+trip per cloud (``path_rtt_s_<address>``), which ``dcia steer`` plans with in place of the
+topology's nominal link delays.
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ from pathlib import Path
 import numpy as np
 
 from dcia.capability import Capability
-from dcia.metrics import MetricsEndpoint
+from dcia.metrics import MetricsEndpoint, path_rtt_key
 from dcia.model import QuantizedModel
 from dcia.wire import DCIA_UDP_PORT, Flag, is_answer, malformation, peek
 from hosts import messages
@@ -182,7 +186,7 @@ class EdgeAgent:
                  retry: RetryPolicy = RetryPolicy(), failover: FailoverPolicy = FailoverPolicy(),
                  window: int = 16, rate: float | None = None, no_offload: bool = False,
                  seed: int | None = None, answerers: tuple[str, ...] = (),
-                 give_up_after: int | None = None):
+                 give_up_after: int | None = None, path_probe_s: float | None = None):
         if not 0 <= edge_layers <= len(model.layers):
             raise ValueError(f"edge_layers must be in 0..{len(model.layers)}, got {edge_layers}")
         clouds = [clouds] if isinstance(clouds, str) else list(clouds)
@@ -190,6 +194,8 @@ class EdgeAgent:
             raise ValueError(f"give one or more different cloud addresses, got {clouds}")
         if rate is not None and rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")
+        if path_probe_s is not None and path_probe_s <= 0:
+            raise ValueError(f"the path probe interval must be positive, got {path_probe_s}")
         self.model, self.clouds, self.port = model, clouds, port
         self.edge_layers, self.bind = edge_layers, bind
         self.retry, self.failover = retry, failover
@@ -211,8 +217,12 @@ class EdgeAgent:
         """Requests in a row that timed out."""
         self.given_up: asyncio.Future | None = None
         """Done once the agent has given up every path (made in ``run``)."""
+        self.path_probe_s = path_probe_s
+        """Seconds between two probes of each cloud's path (None: no probes)."""
+        self.path_probes: dict[int, tuple[str, float]] = {}
+        """Request id of a probe in flight -> (its cloud, ``time.monotonic()`` it left)."""
         self.counts = {"requests": 0, "answered": 0, "errors": 0, "unanswered": 0,
-                       "sends": 0, "probes": 0, "retried": 0, "redirected": 0,
+                       "sends": 0, "probes": 0, "path_probes": 0, "retried": 0, "redirected": 0,
                        "failovers": 0, "recoveries": 0,
                        "edge_seconds": 0.0, "answer_seconds": 0.0,
                        **{answered_key(c): 0 for c in clouds}}
@@ -256,10 +266,36 @@ class EdgeAgent:
                 on_result(result)
             return result
 
+        prober = (asyncio.ensure_future(self._probe_paths(transport))
+                  if self.path_probe_s else None)
         try:
             return list(await asyncio.gather(*(one(i) for i in range(len(inputs)))))
         finally:
+            if prober is not None:
+                prober.cancel()
             transport.close()
+
+    # ----------------------------------------------------------- path probes --
+
+    async def _probe_paths(self, transport) -> None:
+        """The network metric agent (CATS C-NMA): every ``path_probe_s`` seconds, a small
+        tensor to each cloud that needs no computing (``next_layer`` past the last layer:
+        switches pass it on, the cloud sends it back as its answer); its round trip is the
+        path's delay as the edge sees it, ``path_rtt_s_<cloud>`` in the counters."""
+        n = len(self.model.layers)
+        size = self.model.layers[-1].n_out
+        while True:
+            for cloud in self.clouds:
+                rid = self._new_request_id()
+                self.path_probes[rid] = (cloud, time.monotonic())
+                transport.sendto(messages.tensor_request(
+                    model_id=self.model.model_id, version=self.model.version, request_id=rid,
+                    next_layer=n, elems=[0] * size), (cloud, self.port))
+                self.counts["path_probes"] += 1
+            await asyncio.sleep(self.path_probe_s)
+            for rid in [r for r, (_, t) in self.path_probes.items()
+                        if time.monotonic() - t > 10 * self.path_probe_s]:
+                del self.path_probes[rid]  # lost: a missing sample, not a metric
 
     # ----------------------------------------------------------- one request --
 
@@ -391,6 +427,11 @@ class EdgeAgent:
 
     def _received(self, data: bytes, source: str) -> None:
         head = peek(data)
+        probe = self.path_probes.get(head.request_id)
+        if probe is not None and probe[0] == source and is_answer(data):
+            del self.path_probes[head.request_id]
+            self.counts[path_rtt_key(source)] = time.monotonic() - probe[1]
+            return
         request = self.pending.get(head.request_id)
         sent = request.sent if request is not None else self.finished.get(head.request_id)
         if (not is_answer(data) or sent is None
@@ -447,6 +488,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="UDP port to send from and receive answers on")
     parser.add_argument("--metrics", metavar="HOST:PORT",
                         help="serve the capability record and counters over HTTP here")
+    parser.add_argument("--path-probes", type=float, metavar="SECONDS",
+                        help="probe each cloud's path this often; the round trips are metrics "
+                             "(path_rtt_s_<cloud>) for the path selector")
     parser.add_argument("--name", default="edge", help="the node's name in its record")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -461,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
                           retry=RetryPolicy(args.timeout, args.backoff, args.attempts),
                           failover=failover, window=args.window, rate=args.rate,
                           no_offload=args.no_offload, give_up_after=args.give_up_after,
-                          answerers=tuple(args.answerer))
+                          answerers=tuple(args.answerer), path_probe_s=args.path_probes)
     except ValueError as exc:
         parser.error(str(exc))
 

@@ -11,17 +11,19 @@ from pathlib import Path
 import pytest
 
 from controller.demo_model import load_demo
-from controller.observe import Snapshot
+from controller.observe import HostReading, Snapshot
 from controller.session import SwitchStatus
 from controller.steer import (
     PathSelector,
     SteerConfig,
     constraints_for,
     deployed_plan,
+    path_round_trips,
     steering_deployment,
 )
 from controller.topology import load_topology
 from dcia.errors import DciaError
+from dcia.metrics import path_rtt_key
 
 TOPOLOGY = load_topology(Path(__file__).resolve().parents[3] / "topologies" / "redundant.toml")
 MODEL = load_demo().quantized
@@ -183,3 +185,24 @@ def test_a_spread_deployment_gives_the_branch_a_weighted_group_per_layer():
     groups = [e for e in s2.steering if e.match["layer"] < len(MODEL.layers)]
     assert [e.match["layer"] for e in groups] == list(range(1, len(MODEL.layers)))
     assert [w for w, _ in groups[0].action.action_set] == [(11, 2), (5, 3)]
+
+
+def test_measured_round_trips_replace_the_nominal_delays_of_their_path():
+    congested = {"primary": 0.4}                   # nominal: about 20 ms there and back
+    s = selector(min_gain=0.2, hold_rounds=2)
+    s.decide(nominal())
+    assert s.decide(nominal(), {"primary": 0.0203}).action == "keep"   # as the file says
+    waiting = s.decide(nominal(), congested)
+    assert waiting.action == "wait" and waiting.round_trips == congested
+    moved = s.decide(nominal(), congested)
+    assert moved.action == "move" and moved.new.route == "backup"
+    assert json.loads(moved.to_json())["round_trips"] == congested
+    assert moved.candidates["primary"] > moved.candidates["backup"]
+
+
+def test_round_trips_come_from_the_edge_agents_path_probes():
+    cloud_a = TOPOLOGY.host_address("h2", "primary")
+    reading = HostReading("h1", None, {path_rtt_key(cloud_a): 0.021, "requests": 5.0}, 0.0)
+    snap = Snapshot(1.0, [], [(reading, None)])
+    assert path_round_trips(TOPOLOGY, snap) == {"primary": 0.021}
+    assert path_round_trips(TOPOLOGY, Snapshot(1.0, [], [])) == {}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from dcia.metrics import path_rtt_key
 from hosts.edge_agent import EdgeAgent, FailoverPolicy, RetryPolicy, answered_key
 
 REPO = Path(__file__).resolve().parents[3]
@@ -214,3 +215,38 @@ def test_a_failover_policy_needs_a_positive_hold_down_and_count():
         FailoverPolicy(down_after=0)
     with pytest.raises(ValueError, match="hold_down"):
         FailoverPolicy(hold_down=0)
+
+
+def test_path_probes_measure_each_clouds_round_trip_and_are_not_requests(model, digits, model_file,
+                                                                        tmp_path):
+    port = free_udp_port()
+    xs = model.quantize_input(digits.x_test[:200])
+    with CloudServers(model_file, port, tmp_path) as servers:
+        servers.start(PREFERRED)
+        servers.start(OTHER)
+        agent = EdgeAgent(model, [PREFERRED, OTHER], 1, port=port, bind=(PREFERRED, 0), seed=5,
+                          rate=100.0, path_probe_s=0.1)
+        results = asyncio.run(agent.run(xs))
+    assert [r.status for r in results] == ["ok"] * len(xs)
+    assert [r.logits for r in results] == model.forward_int(xs).tolist()
+    counts = agent.capability("edge")[1]
+    assert counts["path_probes"] >= 2 * 10                  # two seconds, two clouds
+    for cloud in (PREFERRED, OTHER):                         # loopback: well under 50 ms
+        assert 0 < counts[path_rtt_key(cloud)] < 0.05, counts
+    assert agent.strays == 0 and counts["requests"] == len(xs) == counts["answered"]
+    # the servers saw the probes as requests that compute nothing (they start past the last layer)
+    n = len(model.layers)
+    assert all(s["arrivals"].get(str(n), 0) > 0 for s in servers.stats)
+    assert sum(s["layers_computed"] for s in servers.stats) == len(xs) * (n - 1)
+
+
+def test_without_answers_a_path_has_no_round_trip(model, digits, model_file, tmp_path):
+    port = free_udp_port()
+    xs = model.quantize_input(digits.x_test[:50])
+    with CloudServers(model_file, port, tmp_path) as servers:
+        servers.start(PREFERRED)
+        agent = EdgeAgent(model, [PREFERRED, OTHER], 1, port=port, bind=(PREFERRED, 0), seed=6,
+                          rate=100.0, path_probe_s=0.1, retry=RetryPolicy(FIRST_WAIT, 2.0, 5))
+        asyncio.run(agent.run(xs))
+    counts = agent.capability("edge")[1]
+    assert path_rtt_key(PREFERRED) in counts and path_rtt_key(OTHER) not in counts
