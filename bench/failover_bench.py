@@ -134,7 +134,7 @@ def _plot(rows: list[dict], path: Path) -> None:
     with figure(path, "Failover time per fault kind") as ax:
         data = [[1e3 * r["failover_s"] for r in row["each"] if "error" not in r
                  and r["failover_s"] is not None] or [0.0] for row in rows]
-        ax.boxplot(data, vert=False, labels=[r["kind"] for r in rows])
+        ax.boxplot(data, orientation="horizontal", tick_labels=[r["kind"] for r in rows])
         ax.set_xlabel("failure to traffic on the surviving path, ms")
 
 
