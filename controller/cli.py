@@ -358,6 +358,8 @@ def run_deploy(args: argparse.Namespace, console: Console) -> int:
     if signed is None:
         best = _planned(args, console, topology, model, model_id)
     else:
+        if args.path not in (None, signed.path):
+            raise IntegrityError(f"the manifest was signed for path {signed.path}, not {args.path}")
         best = integrity.manifest_plan(signed, model.layers, topology)
     target = from_plan(best, model.layers, topology, model_id=model_id, version=version,
                        spread_over=args.spread)
