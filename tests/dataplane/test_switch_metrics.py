@@ -44,7 +44,7 @@ def test_the_record_and_rates_are_what_the_switch_holds_and_counted(rig):
     measured = rates(before, after)
     counted = {k: round(v * measured.interval_s) for k, v in measured.per_s.items()}
     assert counted == {"computed": 60, "pass-through": 4, "version mismatch": 5, "malformed": 6,
-                       "deferred": 0,
+                       "deferred": 0, "unauthorised": 0,
                        "ttl expired": 7, "bad checksum": 0, "bad header": 0}
     assert {i: round(v * measured.interval_s) for i, v in measured.layers_per_s.items()} == {0: 30, 1: 30}
     assert not measured.reset
