@@ -565,7 +565,21 @@ def _replica(value):
 
 
 def test_arbitration_between_two_controllers(server):
-    a, b = features_client(server.port), features_client(server.port)
+    _arbitration(server.port, when_the_primary_leaves=Code.NOT_FOUND)
+
+
+@pytest.mark.parity
+def test_a_backup_controller_cannot_write_on_bmv2_either(tmp_path):
+    """As on the embedded switch, except the end (docs/embedded-switch.md): BMv2
+    promotes the backup when the primary leaves."""
+    with running_bmv2(tmp_path) as port:
+        _arbitration(port, when_the_primary_leaves=Code.OK)
+
+
+def _arbitration(port: int, *, when_the_primary_leaves: int) -> None:
+    """Two controllers: only the primary writes (a backup's writes are PERMISSION_DENIED),
+    a higher election id takes over, and the backup learns when the primary leaves."""
+    a, b = features_client(port), features_client(port)
     try:
         stream_a = a.connect(election_id=10)
         assert stream_a.status() == Code.OK
@@ -582,8 +596,8 @@ def test_arbitration_between_two_controllers(server):
         b.write(-l2_entry())
         assert rpc_error(a.write, +l2_entry()).code() == grpc.StatusCode.PERMISSION_DENIED
 
-        stream_b.close()  # the primary leaves: the backup learns there is none
-        assert stream_a.status() == Code.NOT_FOUND
+        stream_b.close()  # the primary leaves: the backup is told
+        assert stream_a.status() == when_the_primary_leaves
     finally:
         a.close()
         b.close()
