@@ -1,7 +1,7 @@
 """Failover, measured: how long traffic takes to flow on the surviving path after a
 failure, over repeated runs of each fault kind, and whether any request was lost.
 
-Two mechanisms, in the same run:
+Three mechanisms, in the same run:
 
 - **Edge-driven failover in the testbed** (hosts.edge_agent retries on the next cloud):
   ``dcia testbed run`` on topologies/redundant.toml with ``--fail`` killing a cloud
@@ -10,6 +10,11 @@ Two mechanisms, in the same run:
   ``--max-layers-per-switch 1``). The failover time is the testbed's own measurement
   (mininet_topos.faults): from the fault to the first answer from a cloud the fault did
   not cut off. The detection interval is the edge's first wait, ``--timeout``.
+- **Controller-driven failover** (``dcia steer``, the path selector): the four switch
+  processes of topologies/redundant.toml, the loop reading them every 50 ms and taking a
+  node dead after one missed reading; s1, on the deployed path, killed; the time from the
+  kill to the logged ``failover`` decision, which is written once the backup path's
+  deployment is in place. On the embedded switch and BMv2.
 - **Data-plane fast failover** (watch ports on the steering selector's members, no
   controller): a group of two members on a switch process on veth pairs
   (tests/conformance/selector_rig.py), 1,000 frames/s, the link of one member taken
@@ -30,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -66,6 +72,57 @@ def testbed_failover(fault: str, run_dir: Path) -> dict:
             "identical": summary["identical_to_reference"]}
 
 
+STEER_INTERVAL_S = 0.05
+"""``dcia steer``'s reading interval in the controller-driven runs (dead after one miss)."""
+
+
+def steer_failover(target: str, work: Path) -> dict:
+    """One controller-driven failover: ``dcia steer`` over topologies/redundant.toml's four
+    switch processes; s1 (on the deployed path) killed; the time from the kill to the
+    logged ``failover`` decision, written after the new deployment is in place."""
+    from controller.demo_model import load_demo
+    from dcia.targets import SwitchConfig, SwitchProcess
+    from tests.topology_files import on_free_ports
+
+    work.mkdir(parents=True, exist_ok=True)
+    topology, log = work / "redundant.toml", work / "decisions.jsonl"
+    addresses = on_free_ports(ROOT / "topologies" / "redundant.toml", topology)
+    model = load_demo().quantized.save(work / "model.json")
+    procs = {n: SwitchProcess(target, SwitchConfig(ports={}, grpc_addr=a, device_id=int(n[1:])),
+                              stdout_path=work / f"{n}.out").start() for n, a in addresses.items()}
+    loop = subprocess.Popen(
+        [sys.executable, "-m", "controller.cli", "steer", "--topology", str(topology), "--model",
+         str(model), "--interval", str(STEER_INTERVAL_S), "--dead-after", "1", "--rounds", "400",
+         "--log", str(log)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        if _decision(log, "deploy") is None:
+            return {"error": ["no deploy decision in 60 s"]}
+        procs.pop("s1").stop()
+        killed = time.time()
+        failover = _decision(log, "failover")
+        if failover is None:
+            return {"error": ["no failover decision in 60 s"]}
+        # no traffic runs here: what it costs in requests is the edge's part (rows above)
+        return {"failover_s": failover["time"] - killed, "recovery_s": None, "lost": None}
+    finally:
+        loop.terminate()
+        loop.wait(30)
+        for p in procs.values():
+            p.stop()
+
+
+def _decision(log: Path, action: str, timeout: float = 60) -> dict | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists():
+            for line in log.read_text().splitlines():
+                decision = json.loads(line)
+                if decision["action"] == action:
+                    return decision
+        time.sleep(0.01)
+    return None
+
+
 def fast_failover(target: str, work: Path) -> dict:
     """One data-plane failover: a member's far end down under 1,000 frames/s."""
     from tests.conformance.selector_rig import SelectorSwitch, flows, measure_failover
@@ -85,7 +142,8 @@ def summarize(kind: str, mechanism: str, runs: list[dict]) -> dict:
     return {"kind": kind, "mechanism": mechanism, "runs": len(runs), "measured": len(ok),
             "failover_median_ms": 1e3 * statistics.median(times) if times else None,
             "failover_max_ms": 1e3 * max(times) if times else None,
-            "lost_total": sum(r["lost"] for r in ok),
+            "lost_total": (sum(r["lost"] for r in ok)
+                           if any(r["lost"] is not None for r in ok) else None),
             "errors": [r["error"] for r in runs if "error" in r], "each": runs}
 
 
@@ -109,17 +167,22 @@ def main(argv: list[str] | None = None) -> int:
         for target in ("embedded", "bmv2"):
             if target == "bmv2" and find_bmv2() is None:
                 continue
+            runs = [steer_failover(target, Path(tmp) / f"steer-{target}-{i}")
+                    for i in track(range(args.runs), description=f"dcia steer: {target}")]
+            rows.append(summarize(f"switch process killed ({target})", "controller (dcia steer)", runs))
             runs = [fast_failover(target, Path(tmp) / f"{target}-{i}")
                     for i in track(range(args.runs), description=f"watch ports: {target}")]
             rows.append(summarize(f"peer link down ({target})", "watch ports (data plane)", runs))
     table = Table(title=f"Failover: {args.runs} runs of each; detection interval "
-                        f"{DETECTION_S * 1e3:.0f} ms at the edge, none in the data plane")
+                        f"{DETECTION_S * 1e3:.0f} ms at the edge, {STEER_INTERVAL_S * 1e3:.0f} ms "
+                        "readings for dcia steer, none in the data plane")
     for column in ("fault", "mechanism", "measured", "median ms", "max ms", "lost"):
         table.add_column(column, justify="left" if column in ("fault", "mechanism") else "right")
     for r in rows:
         ms = (lambda v: f"{v:.1f}" if v is not None else "-")
         table.add_row(r["kind"], r["mechanism"], f"{r['measured']} of {r['runs']}",
-                      ms(r["failover_median_ms"]), ms(r["failover_max_ms"]), str(r["lost_total"]))
+                      ms(r["failover_median_ms"]), ms(r["failover_max_ms"]),
+                      "-" if r["lost_total"] is None else str(r["lost_total"]))
     Console().print(table)
     for r in rows:
         for error in r["errors"]:
