@@ -18,6 +18,7 @@ that one is SIGKILLed and runs no clean-up of its own.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -142,9 +143,22 @@ def process_start_time(pid: int) -> int | None:
 
 def free_tcp_port() -> int:
     """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_tcp_ports(1)[0]
+
+
+def free_tcp_ports(n: int) -> list[int]:
+    """``n`` different unused TCP ports on 127.0.0.1 (held together while chosen, so that
+    two of them never are the same, as two calls of ``free_tcp_port`` may be).
+
+    >>> a, b, c = free_tcp_ports(3)
+    >>> len({a, b, c})
+    3
+    """
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
 
 
 class SwitchProcess:
@@ -158,7 +172,9 @@ class SwitchProcess:
 
     def __init__(self, target: str, config: SwitchConfig, *, stdout_path: Path | None = None):
         if target == "bmv2" and config.thrift_port is None:
-            config = replace(config, thrift_port=free_tcp_port())
+            # not the P4Runtime port: it is not bound until the switch starts
+            grpc_port = int(config.grpc_addr.rsplit(":", 1)[1])
+            config = replace(config, thrift_port=next(p for p in free_tcp_ports(2) if p != grpc_port))
         self.target = target
         self.config = config
         self.argv = config.command(target_program(target))

@@ -60,7 +60,7 @@ from dcia.artifacts import Pipeline
 from dcia.capability import NodeKind
 from dcia.errors import PlanError
 from dcia.model import QuantizedModel
-from dcia.targets import free_tcp_port
+from dcia.targets import free_tcp_ports
 from hosts.edge_agent import FailoverPolicy, RequestResult
 from mininet_topos.faults import Fault, FaultError, Schedule, check_all, measure
 from mininet_topos.p4switch import resolve_target
@@ -359,7 +359,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
     pipeline = Pipeline(args.p4_build / "dcia.json", args.p4_build / "dcia.p4info.txtpb",
                         args.p4_build / "stamp.json")
-    grpc = {name: f"127.0.0.1:{free_tcp_port()}" for name in topology.switches} if args.free_ports else None
+    grpc = ({name: f"127.0.0.1:{port}" for name, port in
+             zip(topology.switches, free_tcp_ports(len(topology.switches)))}
+            if args.free_ports else None)
     with Testbed(topology, target=target, run_dir=args.run_dir, pcap=args.pcap, shaping=shaping,
                  pipeline=pipeline, grpc=grpc, clean_all=args.clean_all) as bed:
         console.print(f"network {topology.name} up: {len(topology.switches)} {target} switches, "

@@ -12,10 +12,7 @@ again). Select them with ``pytest -m system``; they need root and Mininet.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +27,8 @@ pytest.importorskip("mininet.net", reason="Mininet is not importable (scripts/bo
 
 from controller.demo_model import load_demo  # noqa: E402
 from dcia.targets import find_bmv2  # noqa: E402
+from tests.system.testbed_cli import testbed_run  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
 REQUESTS, RATE = 780, 60
 """13 s of requests: the fault at 4 s, the node back at 5 s, and time after a switch's
 restart (a few seconds for the embedded switch to load the program) for answers from it."""
@@ -45,15 +42,10 @@ trip when the machine is idle; its two cores are shared here)."""
 
 def run_testbed(run_dir: Path, target: str, *args: str) -> tuple[int, str, dict]:
     """`dcia testbed run` on the redundant topology; its exit status, output and results."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "controller.cli", "testbed", "run", "--topology",
-         "topologies/redundant.toml", "--target", target, "--free-ports", "--run-dir",
-         str(run_dir), "--cloud-layers", "1", "--max-layers-per-switch", "1",
-         "--requests", str(REQUESTS), "--rate", str(RATE), "--timeout", str(FIRST_WAIT), *args],
-        cwd=REPO, capture_output=True, text=True, timeout=240)
-    output = proc.stdout + proc.stderr
-    results = run_dir / "results.json"
-    return proc.returncode, output, json.loads(results.read_text()) if results.exists() else {}
+    return testbed_run(run_dir, "--topology", "topologies/redundant.toml", "--target", target,
+                       "--cloud-layers", "1", "--max-layers-per-switch", "1", "--requests",
+                       str(REQUESTS), "--rate", str(RATE), "--timeout", str(FIRST_WAIT), *args,
+                       timeout=240)
 
 
 @pytest.fixture(scope="module")

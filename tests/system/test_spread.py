@@ -9,10 +9,7 @@ integer reference. Select them with ``pytest -m system``; they need root and Min
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,20 +22,17 @@ pytestmark = [
 pytest.importorskip("mininet.net", reason="Mininet is not importable (scripts/bootstrap.sh links it)")
 
 from dcia.targets import find_bmv2  # noqa: E402
+from tests.system.testbed_cli import REPO, testbed_run  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
 REQUESTS = 2000
 
 
 def spread_run(run_dir: Path, target: str, *args: str) -> tuple[int, str, dict]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "controller.cli", "testbed", "run", "--topology",
-         "topologies/balanced.toml", "--target", target, "--free-ports", "--run-dir",
-         str(run_dir), "--cloud-layers", "1", "--requests", str(REQUESTS), *args],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
-    results = run_dir / "results.json"
-    return (proc.returncode, proc.stdout + proc.stderr,
-            json.loads(results.read_text())["summary"] if results.exists() else {})
+    """`dcia testbed run` on topologies/balanced.toml; its exit status, output and summary."""
+    code, output, saved = testbed_run(run_dir, "--topology", "topologies/balanced.toml",
+                                      "--target", target, "--cloud-layers", "1", "--requests",
+                                      str(REQUESTS), *args)
+    return code, output, saved.get("summary", {})
 
 
 @pytest.mark.parametrize("weights, target", [
@@ -72,8 +66,7 @@ def test_a_topology_that_requires_signed_deployments_is_refused_before_the_netwo
     (tmp_path / "ops.pub").write_text("")
     topology.write_text((REPO / "topologies" / "linear.toml").read_text()
                         + '\n[security]\ntrusted_keys = { ops = "ops.pub" }\nrequire_signed = true\n')
-    proc = subprocess.run([sys.executable, "-m", "controller.cli", "testbed", "run", "--topology",
-                           str(topology), "--target", "embedded", "--free-ports", "--run-dir",
-                           str(tmp_path / "run")], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "requires signed deployments" in proc.stderr, proc.stderr
+    code, output, saved = testbed_run(tmp_path / "run", "--topology", str(topology), "--target",
+                                      "embedded", timeout=120)
+    assert code == 2 and "requires signed deployments" in output and saved == {}, output
     assert not (tmp_path / "run").exists() or not list((tmp_path / "run").glob("*.log"))
