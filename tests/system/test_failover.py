@@ -27,7 +27,7 @@ pytest.importorskip("mininet.net", reason="Mininet is not importable (scripts/bo
 
 from controller.demo_model import load_demo  # noqa: E402
 from dcia.targets import find_bmv2  # noqa: E402
-from tests.system.testbed_cli import testbed_run  # noqa: E402
+from tests.system.testbed_cli import dcia_testbed_run  # noqa: E402
 
 REQUESTS, RATE = 780, 60
 """13 s of requests: the fault at 4 s, the node back at 5 s, and time after a switch's
@@ -42,7 +42,7 @@ trip when the machine is idle; its two cores are shared here)."""
 
 def run_testbed(run_dir: Path, target: str, *args: str) -> tuple[int, str, dict]:
     """`dcia testbed run` on the redundant topology; its exit status, output and results."""
-    return testbed_run(run_dir, "--topology", "topologies/redundant.toml", "--target", target,
+    return dcia_testbed_run(run_dir, "--topology", "topologies/redundant.toml", "--target", target,
                        "--cloud-layers", "1", "--max-layers-per-switch", "1", "--requests",
                        str(REQUESTS), "--rate", str(RATE), "--timeout", str(FIRST_WAIT), *args,
                        timeout=240)

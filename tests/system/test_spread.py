@@ -22,14 +22,14 @@ pytestmark = [
 pytest.importorskip("mininet.net", reason="Mininet is not importable (scripts/bootstrap.sh links it)")
 
 from dcia.targets import find_bmv2  # noqa: E402
-from tests.system.testbed_cli import REPO, testbed_run  # noqa: E402
+from tests.system.testbed_cli import REPO, dcia_testbed_run  # noqa: E402
 
 REQUESTS = 2000
 
 
 def spread_run(run_dir: Path, target: str, *args: str) -> tuple[int, str, dict]:
     """`dcia testbed run` on topologies/balanced.toml; its exit status, output and summary."""
-    code, output, saved = testbed_run(run_dir, "--topology", "topologies/balanced.toml",
+    code, output, saved = dcia_testbed_run(run_dir, "--topology", "topologies/balanced.toml",
                                       "--target", target, "--cloud-layers", "1", "--requests",
                                       str(REQUESTS), *args)
     return code, output, saved.get("summary", {})
@@ -66,7 +66,7 @@ def test_a_topology_that_requires_signed_deployments_is_refused_before_the_netwo
     (tmp_path / "ops.pub").write_text("")
     topology.write_text((REPO / "topologies" / "linear.toml").read_text()
                         + '\n[security]\ntrusted_keys = { ops = "ops.pub" }\nrequire_signed = true\n')
-    code, output, saved = testbed_run(tmp_path / "run", "--topology", str(topology), "--target",
+    code, output, saved = dcia_testbed_run(tmp_path / "run", "--topology", str(topology), "--target",
                                       "embedded", timeout=120)
     assert code == 2 and "requires signed deployments" in output and saved == {}, output
     assert not (tmp_path / "run").exists() or not list((tmp_path / "run").glob("*.log"))

@@ -10,7 +10,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def testbed_run(run_dir: Path, *args: str, timeout: float = 300) -> tuple[int, str, dict]:
+def dcia_testbed_run(run_dir: Path, *args: str, timeout: float = 300) -> tuple[int, str, dict]:
     """``dcia testbed run ARGS --free-ports --run-dir RUN_DIR``: its exit status, its output
     and its results.json (empty when it wrote none)."""
     proc = subprocess.run(
