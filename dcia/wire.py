@@ -60,6 +60,7 @@ class Flag(IntFlag):
     ERROR = 0x02
     MALFORMED = 0x04
     NO_OFFLOAD = 0x08
+    ENCRYPTED = 0x10
 
 
 class Status(IntEnum):
@@ -80,7 +81,7 @@ class DCIA(Packet):
     name = "DCIA"
     fields_desc = [
         ByteField("ver", DCIA_VERSION),
-        FlagsField("flags", 0, 8, ["RESULT", "ERROR", "MALFORMED", "NO_OFFLOAD"]),
+        FlagsField("flags", 0, 8, ["RESULT", "ERROR", "MALFORMED", "NO_OFFLOAD", "ENCRYPTED"]),
         ShortField("model_id", 0),
         ShortField("model_version", 0),
         ByteField("next_layer", 0),

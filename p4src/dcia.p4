@@ -44,12 +44,13 @@ const bit<16> DCIA_HDR_BYTES = 16;
 const bit<16> MAX_WIRE_ELEMS = 1024;       /* elements a well-formed packet may carry */
 const bit<8>  MAX_PASSES     = 8;          /* layers one switch computes per packet */
 
-/* DCIA flags: a packet with any of the first four set is never computed. */
+/* DCIA flags: a packet with any of these five set is never computed. */
 const bit<8> FLAG_RESULT     = 0x01;       /* the answer, travelling back to the edge */
 const bit<8> FLAG_ERROR      = 0x02;       /* an error report; status holds the code */
 const bit<8> FLAG_MALFORMED  = 0x04;       /* a switch found the packet malformed */
 const bit<8> FLAG_NO_OFFLOAD = 0x08;       /* the sender forbids in-network compute */
-const bit<8> FLAGS_NO_COMPUTE = 0x0F;
+const bit<8> FLAG_ENCRYPTED  = 0x10;       /* sealed end to end (AES-GCM): opaque bytes */
+const bit<8> FLAGS_NO_COMPUTE = 0x1F;
 
 /* Layer kinds and activations, as set by the `layers` table. */
 const bit<8> KIND_NONE        = 0;

@@ -27,6 +27,7 @@ local FLAGS = {
     { 0x02, "ERROR" },
     { 0x04, "MALFORMED" },
     { 0x08, "NO_OFFLOAD" },
+    { 0x10, "ENCRYPTED" },
 }
 
 local FLAG = {}
