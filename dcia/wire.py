@@ -73,6 +73,10 @@ class Status(IntEnum):
     INTERNAL = 4
     UNAUTHORISED = 5
     """The model is restricted to other sources (the policy's tenants)."""
+    BAD_SEAL = 6
+    """A sealed tensor (``ENCRYPTED``) the receiver cannot open: no key for its sender, or
+    its authentication tag does not verify (dcia.sealing); or a model that must be sealed
+    arrived in the clear."""
 
 
 class DCIA(Packet):

@@ -41,6 +41,7 @@ local STATUS = {
     [3] = "BAD_SHAPE",
     [4] = "INTERNAL",
     [5] = "UNAUTHORISED",
+    [6] = "BAD_SEAL",
 }
 
 -- dcia.wire.HEADER_FIELDS: name, bits, display base, value strings
