@@ -54,13 +54,25 @@ MAX_PASSES = 8
 
 
 class Flag(IntFlag):
-    """DCIA header flags. A packet with any of these set is never computed by a switch."""
+    """DCIA header flags. A packet with any of the first five set is never computed by a
+    switch (``NO_COMPUTE``); ``FUSE`` and ``FUSED`` mark in-network fusion and leave the
+    tensor computable."""
 
     RESULT = 0x01
     ERROR = 0x02
     MALFORMED = 0x04
     NO_OFFLOAD = 0x08
     ENCRYPTED = 0x10
+    FUSE = 0x20
+    """A member of a fusion group: ``request_id`` is the group id, ``reserved`` holds the
+    member index and the group size (``fusion_field``)."""
+    FUSED = 0x40
+    """The output of a fusion layer: ``reserved`` is the bitmap of the members fused
+    (fewer than the group's size: a partial group, released after its timeout)."""
+
+
+NO_COMPUTE = Flag.RESULT | Flag.ERROR | Flag.MALFORMED | Flag.NO_OFFLOAD | Flag.ENCRYPTED
+"""Flags that keep a switch from computing on a packet (``FLAGS_NO_COMPUTE`` in the P4)."""
 
 
 class Status(IntEnum):
@@ -85,7 +97,8 @@ class DCIA(Packet):
     name = "DCIA"
     fields_desc = [
         ByteField("ver", DCIA_VERSION),
-        FlagsField("flags", 0, 8, ["RESULT", "ERROR", "MALFORMED", "NO_OFFLOAD", "ENCRYPTED"]),
+        FlagsField("flags", 0, 8, ["RESULT", "ERROR", "MALFORMED", "NO_OFFLOAD", "ENCRYPTED",
+                                         "FUSE", "FUSED"]),
         ShortField("model_id", 0),
         ShortField("model_version", 0),
         ByteField("next_layer", 0),
@@ -156,6 +169,37 @@ def tensor_packet(
             elems=list(elems),
         )
     )
+
+
+MAX_FUSION_MEMBERS = 8
+"""Members a fusion group may have (2 .. 8): the output's ``reserved`` byte is their bitmap."""
+FLUSH_MEMBER = 0xF
+"""Member index of a flush packet: no tensor (``n_elems`` 0), it releases the timed-out
+group of the slot its ``request_id`` selects (docs/wire-format.md, fusion)."""
+
+
+def fusion_field(member: int, members: int) -> int:
+    """The ``reserved`` byte of a fusion member: ``member`` in the high nibble, the group
+    size in the low one.
+
+    >>> hex(fusion_field(1, 3)), hex(fusion_field(FLUSH_MEMBER, 0))
+    ('0x13', '0xf0')
+    """
+    member_ok = 2 <= members <= MAX_FUSION_MEMBERS and 0 <= member < members
+    if not (member_ok or (member == FLUSH_MEMBER and 0 <= members <= 0xF)):
+        raise WireFormatError(
+            f"fusion member {member} of {members}: a group has 2..{MAX_FUSION_MEMBERS} members "
+            f"numbered from 0 (or member {FLUSH_MEMBER}, a flush)")
+    return (member << 4) | members
+
+
+def fusion_member(reserved: int) -> tuple[int, int]:
+    """(member index, group size) of a ``FUSE`` packet's ``reserved`` byte (unchecked).
+
+    >>> fusion_member(0x13)
+    (1, 3)
+    """
+    return reserved >> 4, reserved & 0xF
 
 
 def peek(payload: bytes) -> DCIAHeader:

@@ -28,6 +28,8 @@ local FLAGS = {
     { 0x04, "MALFORMED" },
     { 0x08, "NO_OFFLOAD" },
     { 0x10, "ENCRYPTED" },
+    { 0x20, "FUSE" },
+    { 0x40, "FUSED" },
 }
 
 local FLAG = {}
