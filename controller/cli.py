@@ -350,7 +350,7 @@ def run_deploy(args: argparse.Namespace, console: Console) -> int:
     from controller import integrity
 
     topology = _topology_to_connect(args.topology)
-    if args.manifest is None and topology.signing.require_signed:
+    if args.manifest is None and topology.security.require_signed:
         raise IntegrityError(f"topology {topology.name} requires signed deployments "
                              "([security] require_signed): give --manifest FILE (dcia sign)")
     signed = integrity.signed_manifest(args.manifest, topology) if args.manifest else None

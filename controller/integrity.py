@@ -2,6 +2,7 @@
 partition integrity with signed manifests (controller.manifest).
 
     dcia keygen --out keys/ops                       # keys/ops.key (private), keys/ops.pub
+    dcia keygen --tensor-keys keys/tensors.toml --topology T   # AES keys sealing tensors
     dcia sign --topology T --model M --calibration digits --key keys/ops.key --out run/digits.manifest.json
     dcia deploy --topology T --model M --calibration digits --manifest run/digits.manifest.json
     dcia audit --topology T --manifest run/digits.manifest.json
@@ -41,7 +42,8 @@ from controller.manifest import (
     write_key_pair,
 )
 from controller.planner import Constraints, Plan, evaluate
-from controller.topology import Topology
+from controller.secrets import make_secrets
+from controller.topology import Topology, load_topology
 from dcia.artifacts import Pipeline
 from dcia.errors import DciaError, IntegrityError
 from dcia.layers import Layer
@@ -49,12 +51,12 @@ from dcia.layers import Layer
 
 def trusted_keys(topology: Topology) -> dict:
     """The public keys the topology trusts, loaded from their files."""
-    return {name: load_public_key(path) for name, path in topology.signing.trusted_keys.items()}
+    return {name: load_public_key(path) for name, path in topology.security.trusted_keys.items()}
 
 
 def signed_manifest(path: Path, topology: Topology) -> Manifest:
     """The manifest at ``path``, verified against the topology's trusted keys."""
-    if not topology.signing.trusted_keys:
+    if not topology.security.trusted_keys:
         raise IntegrityError(f"topology {topology.name} trusts no key ([security] trusted_keys): "
                              "no manifest can be verified")
     return verify(Manifest.load(path), trusted_keys(topology))
@@ -118,11 +120,26 @@ async def audit(manifest: Manifest, topology: Topology) -> tuple[list[Finding], 
 # -------------------------------------------------------------------- commands --
 
 def configure_keygen(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, type=Path, metavar="STEM",
-                        help="write STEM.key (private, mode 0600) and STEM.pub")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--out", type=Path, metavar="STEM",
+                      help="an Ed25519 key pair for manifests: STEM.key (private, mode 0600) and STEM.pub")
+    what.add_argument("--tensor-keys", type=Path, metavar="FILE",
+                      help="a secrets file (mode 0600) with a new AES-256 key for every edge-cloud "
+                           "pair of --topology, sealing the tensors of its sealed_models")
+    parser.add_argument("--topology", type=Path, help="topology TOML file (with --tensor-keys)")
 
 
 def run_keygen(args: argparse.Namespace, console: Console) -> int:
+    if args.tensor_keys is not None:
+        if args.topology is None:
+            raise IntegrityError("--tensor-keys needs --topology: the keys are one per edge-cloud "
+                                 "pair of its paths")
+        topology = load_topology(args.topology)
+        keys = make_secrets(topology, args.tensor_keys)
+        console.print(f"wrote {args.tensor_keys} (keep it secret): keys for "
+                      f"{', '.join(f'{e}-{c}' for e, c in keys)}; name it in the topology's "
+                      "[security] tensor_keys", markup=False)
+        return 0
     if args.out.with_suffix(".key").exists():
         raise IntegrityError(f"{args.out.with_suffix('.key')} exists; not overwriting a key")
     args.out.parent.mkdir(parents=True, exist_ok=True)

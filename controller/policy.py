@@ -23,6 +23,10 @@ written (``check``), naming the rule.
     name = "tenant-a-on-s1-only"
     allow = ["edge", "s1", "cloud"] # only these may run the layers: every other node may not
 
+    sealed_models = [2]             # model 2's tensors are sealed end to end (AES-GCM) from
+                                    # edge to cloud: no switch computes any of its layers
+                                    # (needs [security] tensor_keys, dcia.sealing)
+
     [[policy.tenants]]              # tenant isolation: model 1 only for these sources; the
     name = "tenant-a"               # switches computing it drop other sources' tensors
     models = [1]                    # (model_tenants, counted "unauthorised") and the cloud
@@ -57,6 +61,7 @@ from dcia.errors import PolicyError, TopologyError
 
 TRUST_LEVELS = ("trusted", "untrusted")
 RAW_INPUT_RULE = "raw_input_on_edge"
+SEALED_RULE = "sealed_models"
 KINDS = frozenset(k.value for k in NodeKind)
 
 
@@ -119,6 +124,8 @@ class Policy:
     """Node -> ``trusted`` or ``untrusted``; nodes left out are trusted."""
     rules: tuple[Rule, ...] = ()
     tenants: tuple[Tenant, ...] = ()
+    sealed_models: frozenset[int] = frozenset()
+    """Models whose tensors the edge seals to the cloud: no switch may compute them."""
 
     def sources(self, model_id: int) -> tuple[str, ...] | None:
         """The source prefixes that may use ``model_id`` (None: any source)."""
@@ -142,6 +149,11 @@ class Policy:
             private = frozenset(range(min(self.private_layers + 1, n_layers)))
             rule = f"private_layers = {self.private_layers} ({route.nodes[first].name} is untrusted)"
             out += [Forbid(n.name, private, rule) for n in route.nodes[first:]]
+        if self.sealed_models and (model_id is None or model_id in self.sealed_models):
+            which = f"model {model_id}'s" if model_id is not None else "the model's"
+            rule = f"{SEALED_RULE} ({which} tensors are sealed end to end)"
+            every = frozenset(range(n_layers))
+            out += [Forbid(n.name, every, rule) for n in route.nodes if n.kind == NodeKind.SWITCH]
         for rule in self.rules:
             for node in route.nodes:
                 layers = frozenset(i for i in range(n_layers) if rule.covers(model_id, i))
@@ -181,10 +193,10 @@ def parse_policy(table: Any, nodes: Mapping[str, Capability]) -> Policy:
     """Check a topology's ``[policy]`` table against its ``nodes``; errors say what and where."""
     if not isinstance(table, Mapping):
         raise TopologyError("[policy] must be a table")
-    unknown = sorted(set(table) - {"raw_input_on_edge", "private_layers", "trust", "rules", "tenants"})
+    keys = ("raw_input_on_edge", "private_layers", "trust", "rules", "tenants", "sealed_models")
+    unknown = sorted(set(table) - set(keys))
     if unknown:
-        raise TopologyError(f"[policy]: unknown key {', '.join(unknown)} (keys: raw_input_on_edge, "
-                            "private_layers, trust, rules, tenants)")
+        raise TopologyError(f"[policy]: unknown key {', '.join(unknown)} (keys: {', '.join(keys)})")
     raw = table.get("raw_input_on_edge", True)
     if not isinstance(raw, bool):
         raise TopologyError(f"[policy] raw_input_on_edge must be true or false, not {raw!r}")
@@ -209,7 +221,8 @@ def parse_policy(table: Any, nodes: Mapping[str, Capability]) -> Policy:
         seen.add(rule.name)
     _check_contradictions(rules, nodes)
     tenants = tuple(_tenant(i, entry) for i, entry in enumerate(_list(table.get("tenants", []), "tenants")))
-    return Policy(raw, private, dict(trust), rules, tenants)
+    sealed = _ints("[policy]", table, "sealed_models", 0xFFFF) or frozenset()
+    return Policy(raw, private, dict(trust), rules, tenants, sealed)
 
 
 def _named(array: str, what: str, index: int, entry: Any, keys: Sequence[str]) -> tuple[str, str]:

@@ -434,7 +434,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
     topology = load_topology(args.topology)
     check_tls_files(topology)
-    if topology.signing.require_signed:
+    if topology.security.require_signed:
         raise IntegrityError(f"topology {topology.name} requires signed deployments ([security] "
                              "require_signed), and dcia steer re-plans at run time: deploy signed "
                              "manifests with dcia deploy --manifest instead")

@@ -203,18 +203,21 @@ class Route:
 
 
 @dataclass(frozen=True)
-class Signing:
+class Security:
     """The ``[security]`` of a topology: the keys whose signed partition manifests
-    ``dcia deploy`` accepts (name -> PEM public key file, controller.manifest), and whether
-    a deployment must come with one.
+    ``dcia deploy`` accepts (name -> PEM public key file, controller.manifest), whether a
+    deployment must come with one, and the secrets file of the edge–cloud keys that seal the
+    tensors of the policy's ``sealed_models`` (controller.secrets, dcia.sealing).
 
         [security]
         trusted_keys = { ops = "keys/ops.pub" }
         require_signed = true
+        tensor_keys = "keys/tensors.toml"
     """
 
     trusted_keys: Mapping[str, Path] = field(default_factory=dict)
     require_signed: bool = False
+    tensor_keys: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -228,8 +231,9 @@ class Topology:
     links: tuple[Link, ...]
     paths: Mapping[str, tuple[str, ...]]
     policy: Policy = Policy()
-    signing: Signing = Signing()
     """Where inference may run (controller.policy; the file's ``[policy]``)."""
+    security: Security = Security()
+    """Trusted manifest keys and tensor keys (the file's ``[security]``)."""
 
     def capability(self, name: str) -> Capability:
         node = self.hosts.get(name) or self.switches.get(name)
@@ -380,7 +384,11 @@ class _Parser:
         paths = self.paths(data.get("paths", {}), hosts, switches, links)
         nodes = {n: x.capability for n, x in (*hosts.items(), *switches.items())}
         policy = parse_policy(data["policy"], nodes) if "policy" in data else Policy()
-        signing = self.signing(data.get("security", {}))
+        security = self.security(data.get("security", {}))
+        if policy.sealed_models and security.tensor_keys is None:
+            raise TopologyError(f"[policy] sealed_models = {sorted(policy.sealed_models)} needs "
+                                "[security] tensor_keys = \"<secrets file>\": the edge–cloud keys "
+                                "that seal them (make it with dcia keygen --tensor-keys FILE)")
         return Topology(
             name=str(data.get("name", default_name)),
             description=str(data.get("description", "")),
@@ -389,7 +397,7 @@ class _Parser:
             links=links,
             paths=paths,
             policy=policy,
-            signing=signing,
+            security=security,
         )
 
     def host(self, name: str, table: Mapping[str, Any]) -> Host:
@@ -439,10 +447,10 @@ class _Parser:
             self.tls(name, table.get("tls")),
         )
 
-    def signing(self, table: Any) -> Signing:
+    def security(self, table: Any) -> Security:
         if not isinstance(table, Mapping):
             raise TopologyError("[security] must be a table")
-        _check_keys("[security]", table, frozenset({"trusted_keys", "require_signed"}))
+        _check_keys("[security]", table, frozenset({"trusted_keys", "require_signed", "tensor_keys"}))
         keys = table.get("trusted_keys", {})
         if not isinstance(keys, Mapping) or not all(isinstance(v, str) and v for v in keys.values()):
             raise TopologyError("[security] trusted_keys must be a table of name = \"path of a "
@@ -453,7 +461,11 @@ class _Parser:
         if required and not keys:
             raise TopologyError("[security] require_signed = true needs trusted_keys: no manifest "
                                 "could be accepted")
-        return Signing({k: self.base / v for k, v in keys.items()}, required)
+        secrets = table.get("tensor_keys")
+        if secrets is not None and (not isinstance(secrets, str) or not secrets):
+            raise TopologyError(f"[security] tensor_keys must be the path of a secrets file, not {secrets!r}")
+        return Security({k: self.base / v for k, v in keys.items()}, required,
+                        self.base / secrets if secrets else None)
 
     def tls(self, switch: str, table: Any) -> Tls | None:
         if table is None:

@@ -20,6 +20,12 @@ runs until SIGINT or SIGTERM and then writes its counters (``CloudStats``) as JS
 ``--metrics`` it is a metric agent (dcia.metrics): its capability record (the models it
 holds, its measured time per layer and per request, its load: the share of the last
 interval it spent computing) and its counters at ``/capability.json`` and ``/metrics``.
+
+With ``--tensor-keys FILE`` (dcia.sealing.TensorKeys: edge address -> key) it opens sealed
+tensors (``ENCRYPTED``) from those edges and seals its answers to them with the same key;
+a sealed tensor it cannot open (no key for its source, a tag that does not verify) gets a
+plain ``ERROR`` answer with status ``BAD_SEAL``, as does a plain tensor of a model named
+with ``--sealed-model`` (the policy's ``sealed_models``: it must never travel in the clear).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import numpy as np
 from dcia.capability import Capability
 from dcia.metrics import MetricsEndpoint
 from dcia.model import QuantizedModel
+from dcia.sealing import SealError, TensorKeys, is_sealed
 from dcia.wire import DCIA_UDP_PORT, Flag, Status, decode, is_answer, malformation, peek
 from hosts import messages
 
@@ -70,6 +77,8 @@ class CloudStats:
     ignored: int = 0
     send_errors: int = 0
     """Answers the socket refused to send (logged; the server goes on)."""
+    sealed: int = 0
+    """Distinct requests that came sealed and were opened (their answers went back sealed)."""
     layers_computed: int = 0
     busy_s: float = 0.0
     """Time spent computing answers (not waiting for datagrams)."""
@@ -104,12 +113,17 @@ class CloudServer:
     """
 
     def __init__(self, models: Iterable[QuantizedModel], cache_size: int = CACHE_SIZE,
-                 tenants: Mapping[int, Iterable[str]] | None = None):
+                 tenants: Mapping[int, Iterable[str]] | None = None,
+                 keys: TensorKeys | None = None, sealed_models: Iterable[int] = ()):
         self.models = {(m.model_id, m.version): m for m in models}
         self.tenants = {model_id: tuple(ipaddress.IPv4Network(p, strict=False) for p in prefixes)
                         for model_id, prefixes in (tenants or {}).items()}
         """Model id -> the source prefixes that may use it (the policy's tenants); models
         left out are open to every source."""
+        self.keys = keys
+        """Edge address -> the key its sealed tensors and our answers to them use."""
+        self.sealed_models = frozenset(sealed_models)
+        """Models answered only when they come sealed."""
         self.known_ids = {m.model_id for m in self.models.values()}
         self.cache: OrderedDict[tuple[str, int, int, bytes], bytes] = OrderedDict()
         self.cache_size = cache_size
@@ -132,7 +146,7 @@ class CloudServer:
         started = time.perf_counter()
         self.stats.requests += 1
         try:
-            answer = self._answer(payload, source)
+            answer = self._opened(payload, source)
         except Exception:  # a bug must cost one request, not the server
             log.exception("request %d from %s failed", request_id, source[0])
             answer = messages.error_answer(payload, Status.INTERNAL)
@@ -182,6 +196,26 @@ class CloudServer:
         except ValueError:
             return False
         return any(address in p for p in prefixes)
+
+    def _opened(self, payload: bytes, source: Source) -> bytes:
+        """The answer to a sealed request, opened and its answer sealed; to a plain one, as is."""
+        if not is_sealed(payload):
+            if peek(payload).model_id in self.sealed_models:
+                log.info("request %d from %s: model %d must come sealed", peek(payload).request_id,
+                         source[0], peek(payload).model_id)
+                return messages.error_answer(payload, Status.BAD_SEAL)
+            return self._answer(payload, source)
+        if self.keys is None or source[0] not in self.keys:
+            log.info("request %d from %s: sealed, and no tensor key for that source",
+                     peek(payload).request_id, source[0])
+            return messages.error_answer(payload, Status.BAD_SEAL)
+        try:
+            plain = self.keys.unseal(payload, source[0])
+        except SealError as exc:
+            log.info("from %s: %s", source[0], exc)
+            return messages.error_answer(payload, Status.BAD_SEAL)
+        self.stats.sealed += 1
+        return self.keys.seal(self._answer(plain, source), source[0])
 
     def _answer(self, payload: bytes, source: Source) -> bytes:
         if not self.allowed(peek(payload).model_id, source[0]):
@@ -261,6 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow", action="append", default=[], type=_tenant, metavar="MODEL=PREFIX[,PREFIX]",
                         help="model MODEL answers only sources in these IPv4 prefixes (others get "
                              "an UNAUTHORISED error); repeatable; models not named answer anyone")
+    parser.add_argument("--tensor-keys", type=Path, metavar="FILE",
+                        help="open sealed tensors from these edges and seal the answers "
+                             "(JSON: edge address -> hex AES-256 key, dcia.sealing)")
+    parser.add_argument("--sealed-model", type=int, action="append", default=[], metavar="MODEL",
+                        help="answer this model only when its tensors come sealed; repeatable")
     parser.add_argument("--name", default="cloud", help="the node's name in its record")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -269,7 +308,14 @@ def main(argv: list[str] | None = None) -> int:
     tenants: dict[int, list[str]] = {}
     for model_id, prefixes in args.allow:
         tenants.setdefault(model_id, []).extend(prefixes)
-    server = CloudServer([QuantizedModel.load(p) for p in args.model], args.cache, tenants)
+    try:
+        keys = TensorKeys.load(args.tensor_keys) if args.tensor_keys else None
+    except SealError as exc:
+        parser.error(str(exc))
+    if args.sealed_model and keys is None:
+        parser.error("--sealed-model needs --tensor-keys: no sealed tensor could be opened")
+    server = CloudServer([QuantizedModel.load(p) for p in args.model], args.cache, tenants,
+                         keys, args.sealed_model)
     stop = [False]
 
     def request_stop(signum, frame):

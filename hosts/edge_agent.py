@@ -46,6 +46,12 @@ redirected, duplicates, failovers) at ``/capability.json`` and ``/metrics``. Wit
 cloud a small tensor that needs no computing at that interval and serves the latest round
 trip per cloud (``path_rtt_s_<address>``), which ``dcia steer`` plans with in place of the
 topology's nominal link delays.
+
+With ``--tensor-keys FILE`` (dcia.sealing.TensorKeys: cloud address -> key, one per
+edge–cloud pair) every request is sealed end to end to the cloud it goes to (AES-GCM,
+flag ``ENCRYPTED``: no switch computes on it or can read it) and only a sealed answer that
+authenticates with that cloud's key is taken (or a plain ``BAD_SEAL`` error: the cloud could
+not open the request); anything else is a stray. Path probes carry no data and stay plain.
 """
 
 from __future__ import annotations
@@ -67,7 +73,8 @@ import numpy as np
 from dcia.capability import Capability
 from dcia.metrics import MetricsEndpoint, path_rtt_key
 from dcia.model import QuantizedModel
-from dcia.wire import DCIA_UDP_PORT, Flag, is_answer, malformation, peek
+from dcia.sealing import SealError, TensorKeys, is_sealed
+from dcia.wire import DCIA_UDP_PORT, Flag, Status, is_answer, malformation, peek
 from hosts import messages
 
 log = logging.getLogger(__name__)
@@ -186,7 +193,8 @@ class EdgeAgent:
                  retry: RetryPolicy = RetryPolicy(), failover: FailoverPolicy = FailoverPolicy(),
                  window: int = 16, rate: float | None = None, no_offload: bool = False,
                  seed: int | None = None, answerers: tuple[str, ...] = (),
-                 give_up_after: int | None = None, path_probe_s: float | None = None):
+                 give_up_after: int | None = None, path_probe_s: float | None = None,
+                 keys: TensorKeys | None = None):
         if not 0 <= edge_layers <= len(model.layers):
             raise ValueError(f"edge_layers must be in 0..{len(model.layers)}, got {edge_layers}")
         clouds = [clouds] if isinstance(clouds, str) else list(clouds)
@@ -196,6 +204,12 @@ class EdgeAgent:
             raise ValueError(f"rate must be positive, got {rate}")
         if path_probe_s is not None and path_probe_s <= 0:
             raise ValueError(f"the path probe interval must be positive, got {path_probe_s}")
+        unkeyed = [c for c in (*clouds, *answerers) if keys is not None and c not in keys]
+        if unkeyed:
+            raise ValueError(f"no tensor key for {', '.join(unkeyed)}: every cloud must have one "
+                             "to seal requests to it")
+        self.keys = keys
+        """Cloud address -> key: requests are sealed to their cloud (None: plain)."""
         self.model, self.clouds, self.port = model, clouds, port
         self.edge_layers, self.bind = edge_layers, bind
         self.retry, self.failover = retry, failover
@@ -223,11 +237,13 @@ class EdgeAgent:
         """Request id of a probe in flight -> (its cloud, ``time.monotonic()`` it left)."""
         self.counts = {"requests": 0, "answered": 0, "errors": 0, "unanswered": 0,
                        "sends": 0, "probes": 0, "path_probes": 0, "retried": 0, "redirected": 0,
-                       "failovers": 0, "recoveries": 0,
-                       "edge_seconds": 0.0, "answer_seconds": 0.0,
+                       "failovers": 0, "recoveries": 0, "sealed": 0, "seal_failures": 0,
+                       "edge_seconds": 0.0, "seal_seconds": 0.0, "answer_seconds": 0.0,
                        **{answered_key(c): 0 for c in clouds}}
         """Totals for the metric agent (``capability``); ``answered_by_<address>``: answers
-        taken from each cloud."""
+        taken from each cloud; ``sealed``: requests sent sealed; ``seal_failures``: answers
+        that did not authenticate (dropped as strays); ``seal_seconds``: time spent sealing
+        and opening."""
 
     def capability(self, name: str) -> tuple[Capability, dict[str, float]]:
         """This edge's record now and its counters (a dcia.metrics snapshot)."""
@@ -305,10 +321,11 @@ class EdgeAgent:
         self.counts["requests"] += 1
         self.counts["edge_seconds"] += time.perf_counter() - started
         rid = self._new_request_id()
-        payload = messages.tensor_request(
+        plain = messages.tensor_request(
             model_id=self.model.model_id, version=self.model.version, request_id=rid,
             next_layer=self.edge_layers, elems=activation.tolist(),
             flags=Flag.NO_OFFLOAD if self.no_offload else 0)
+        payloads: dict[str, bytes] = {}  # cloud -> what is sent there (sealed with its key)
         request = _Pending(asyncio.get_running_loop().create_future())
         self.pending[rid] = request
         attempts, tried = 0, None
@@ -322,8 +339,10 @@ class EdgeAgent:
                 targets = self._targets(tried)
                 for cloud in targets:
                     self.counts["sends"] += 1
+                    if cloud not in payloads:  # a retry to one cloud resends the same bytes
+                        payloads[cloud] = self._sealed(plain, cloud)
                     request.sent[cloud] = time.monotonic()
-                    transport.sendto(payload, (cloud, self.port))
+                    transport.sendto(payloads[cloud], (cloud, self.port))
                 await asyncio.wait((request.future, self.given_up), timeout=wait,
                                    return_when=asyncio.FIRST_COMPLETED)
                 if request.future.done():
@@ -367,6 +386,31 @@ class EdgeAgent:
         logits = list(msg.elems)
         return RequestResult(index, rid, int(np.argmax(logits)), logits, latency, attempts,
                              msg.net_layers, self.edge_layers + msg.net_layers, "ok", **where)
+
+    def _sealed(self, plain: bytes, cloud: str) -> bytes:
+        if self.keys is None:
+            return plain
+        started = time.perf_counter()
+        sealed = self.keys.seal(plain, cloud)
+        self.counts["sealed"] += 1
+        self.counts["seal_seconds"] += time.perf_counter() - started
+        return sealed
+
+    def _opened(self, data: bytes, source: str) -> bytes | None:
+        """A sealed answer opened with ``source``'s key; None for an answer a sealing agent
+        must not take (plain, but for a BAD_SEAL error; or one that does not authenticate)."""
+        if not is_sealed(data):
+            head = peek(data)
+            return data if int(head.flags) & Flag.ERROR and head.status == Status.BAD_SEAL else None
+        started = time.perf_counter()
+        try:
+            return self.keys.unseal(data, source)
+        except SealError as exc:
+            self.counts["seal_failures"] += 1
+            log.warning("answer from %s: %s", source, exc)
+            return None
+        finally:
+            self.counts["seal_seconds"] += time.perf_counter() - started
 
     def _unanswered(self, index: int, rid: int, started: float, sent_at: float, attempts: int,
                     status: str) -> RequestResult:
@@ -441,6 +485,11 @@ class EdgeAgent:
             log.debug("dropped a datagram from %s (request %d): not an answer we wait for",
                       source, head.request_id)
             return
+        if self.keys is not None:
+            data = self._opened(data, source)
+            if data is None:
+                self.strays += 1
+                return
         self._heard(source, sent.get(source))
         if request is not None and not request.future.done():
             request.future.set_result((data, source))
@@ -491,6 +540,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--path-probes", type=float, metavar="SECONDS",
                         help="probe each cloud's path this often; the round trips are metrics "
                              "(path_rtt_s_<cloud>) for the path selector")
+    parser.add_argument("--tensor-keys", type=Path, metavar="FILE",
+                        help="seal every request to its cloud and take only sealed answers "
+                             "(JSON: cloud address -> hex AES-256 key, dcia.sealing)")
     parser.add_argument("--name", default="edge", help="the node's name in its record")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -499,14 +551,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         failover = FailoverPolicy(args.down_after, args.hold_down)
         model = QuantizedModel.load(args.model)
+        keys = TensorKeys.load(args.tensor_keys) if args.tensor_keys else None
         inputs = model.quantize_input(np.load(args.inputs)[: args.requests])
         agent = EdgeAgent(model, args.cloud, args.edge_layers, port=args.port,
                           bind=("0.0.0.0", args.local_port),
                           retry=RetryPolicy(args.timeout, args.backoff, args.attempts),
                           failover=failover, window=args.window, rate=args.rate,
                           no_offload=args.no_offload, give_up_after=args.give_up_after,
-                          answerers=tuple(args.answerer), path_probe_s=args.path_probes)
-    except ValueError as exc:
+                          answerers=tuple(args.answerer), path_probe_s=args.path_probes,
+                          keys=keys)
+    except (ValueError, SealError) as exc:
         parser.error(str(exc))
 
     def emit(result: RequestResult) -> None:

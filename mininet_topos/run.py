@@ -297,7 +297,7 @@ def repeated(rows: np.ndarray, n: int) -> np.ndarray:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     topology = load_topology(args.topology)
-    if topology.signing.require_signed:
+    if topology.security.require_signed:
         raise TestbedError(f"topology {topology.name} requires signed deployments ([security] "
                            "require_signed); the testbed plans and deploys at run time without "
                            "manifests: use a topology without require_signed")

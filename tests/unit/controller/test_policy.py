@@ -237,3 +237,34 @@ def test_a_bad_tenant_is_one_line(policy, message):
     with pytest.raises(TopologyError, match=message):
         topology(policy)
 
+
+
+# ------------------------------------------------------------- sealed models --
+
+SEALED = '[policy]\nsealed_models = [1]\n[security]\ntensor_keys = "keys/t.toml"\n'
+
+
+def test_a_sealed_model_runs_on_no_switch_and_other_models_still_do():
+    topo = topology(SEALED)
+    assert best(topo).assignment in (("h1", "h1", "h1", "h1"), ("h1", "h2", "h2", "h2"),
+                                     ("h1", "h1", "h2", "h2"), ("h1", "h1", "h1", "h2"))
+    assert best(topo, model_id=2).assignment == ("h1", "s1", "s1", "s1")
+    with pytest.raises(PolicyError, match=r"^policy rule 'sealed_models \(model 1's tensors are "
+                                          r"sealed end to end\)': layer 1 of model 1 may not run on s1"):
+        deploy(topo, ["h1", "s1", "s1", "s1"])
+    assert topo.security.tensor_keys == ROOT / "topologies" / "keys" / "t.toml"
+
+
+def test_sealed_models_need_a_secrets_file():
+    with pytest.raises(TopologyError, match=r"sealed_models = \[1\] needs \[security\] tensor_keys"):
+        topology('[policy]\nsealed_models = [1]\n')
+    with pytest.raises(TopologyError, match="sealed_models must be a non-empty list"):
+        topology('[policy]\nsealed_models = []\n[security]\ntensor_keys = "k"\n')
+
+
+def test_the_confidential_topology_splits_between_edge_and_cloud_only(capsys):
+    assert main(["plan", "--topology", str(ROOT / "topologies" / "confidential.toml"),
+                 "--model", str(ROOT / "models" / "digits.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "Policy rule 'sealed_models (the model's tensors are sealed end to end)' keeps s1 from layers 0, 1, 2, 3" in out
+    assert "h2 (cloud)" in out and "forwards" in out

@@ -18,8 +18,8 @@ from hosts.edge_agent import EdgeAgent, RetryPolicy
 class LoopbackCloud:
     """A cloud server thread on 127.0.0.1; ``drop`` decides which answers get lost."""
 
-    def __init__(self, model, drop=lambda n: False):
-        self.server = CloudServer([model])
+    def __init__(self, model, drop=lambda n: False, **server_options):
+        self.server = CloudServer([model], **server_options)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
