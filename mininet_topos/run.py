@@ -156,6 +156,10 @@ def print_summary(console: Console, s: dict) -> None:
                      f"{share} of the answers (weight share {sp['expected']:.1%})")
     head.add_row("answered by the last computing switch / by a cloud server",
                  f"{s['answered_by_switches']} / {s['answered'] - s['answered_by_switches']}")
+    sealed = sum(c.get("sealed", 0) for c in s["clouds"].values())
+    if sealed:
+        head.add_row("tensors sealed end to end (AES-256-GCM)",
+                     f"{sealed} requests came sealed and were opened by the cloud")
     lat = s["latency_ms"]
     head.add_row("latency p50 / p95 / p99",
                  " / ".join("-" if v is None else f"{v:.2f} ms" for v in lat.values()))

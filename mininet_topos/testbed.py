@@ -61,6 +61,7 @@ from mininet.net import Mininet
 from controller.deployment import Deployment, SwitchAssignment, SwitchEndpoint, endpoints, from_plan
 from controller.planner import Plan
 from controller.routes import switch_routes
+from controller.secrets import Pair, host_keys, load_secrets, make_secrets
 from controller.session import PushPolicy, apply, connect, install_routes, switch_status, write_batched
 from controller.topology import Topology
 from dcia.artifacts import Pipeline
@@ -151,6 +152,8 @@ class Testbed:
         """Every plan ``deploy`` put in place, to put back on a restarted switch."""
         self.cloud_models: dict[str, Path] = {}
         """Cloud host -> the model file its server was started with."""
+        self.secrets: dict[Pair, bytes] | None = None
+        """The topology's tensor keys (controller.secrets), read when a host first needs them."""
         self.watchdog: subprocess.Popen | None = None
         self.state_file = STATE_DIR / f"{topology.name}.json"
 
@@ -310,11 +313,26 @@ class Testbed:
         self._save_state()
         return proc
 
+    def tensor_keys(self, host: str) -> Path | None:
+        """The file of ``host``'s keys for sealed tensors (dcia.sealing), written into the run
+        directory from the topology's secrets file, or None when the policy seals no model.
+        A missing secrets file is made (mode 0600, a new key per edge-cloud pair)."""
+        if not self.topology.policy.sealed_models:
+            return None
+        if self.secrets is None:
+            path = self.topology.security.tensor_keys
+            if not path.exists():
+                make_secrets(self.topology, path)
+                log.warning("made new tensor keys at %s (one per edge-cloud pair)", path)
+            self.secrets = load_secrets(self.topology)
+        keys = host_keys(self.topology, self.secrets, host)
+        return keys.save(self.run_dir / f"{host}-tensor-keys.json")
+
     def start_cloud(self, model_file: Path, *, path: str | None = None, host: str | None = None,
                     stats_file: Path | None = None) -> CloudProcess:
         """hosts.cloud_server in ``host`` (default: the cloud host of ``path``); returns
         once it listens. It answers each model only to the sources the topology's policy
-        allows (its tenants)."""
+        allows (its tenants), and the policy's sealed models only when they come sealed."""
         host = host or self.cloud_host(path)
         self.cloud_models[host] = model_file
         stats_file = stats_file or self.run_dir / f"{host}-stats.json"
@@ -323,9 +341,12 @@ class Testbed:
         with open(log_file, "wb") as err:
             allow = [f"{t_model}={','.join(t.sources)}" for t in self.topology.policy.tenants
                      for t_model in sorted(t.models)]
+            keys = self.tensor_keys(host)
+            sealing = [] if keys is None else ["--tensor-keys", str(keys), *(
+                arg for m in sorted(self.topology.policy.sealed_models) for arg in ("--sealed-model", str(m)))]
             proc = self.popen(host, [sys.executable, "-m", "hosts.cloud_server", "--model",
                                      str(model_file), "--stats", str(stats_file),
-                                     *(arg for a in allow for arg in ("--allow", a))],
+                                     *(arg for a in allow for arg in ("--allow", a)), *sealing],
                               stdout=subprocess.PIPE, stderr=err)
         line = proc.stdout.readline().decode()
         if "listening" not in line:
@@ -355,7 +376,8 @@ class Testbed:
         """Run hosts.edge_agent in the edge host of ``path`` until every request is answered
         or given up; it sends to ``clouds`` (addresses, most preferred first; default: the
         cloud's address on that path) and fails over between them; it also takes answers
-        from ``answerers`` (the other clouds of a spread).
+        from ``answerers`` (the other clouds of a spread). A model the policy seals
+        (``sealed_models``) goes sealed to each cloud with the pair's key.
 
         ``schedule``: faults to inject while it runs, timed from the first request's send
         (its first result carries it); they run in this thread, between results.
@@ -374,6 +396,8 @@ class Testbed:
             argv += ["--requests", str(requests)]
         if rate is not None:
             argv += ["--rate", str(rate)]
+        if QuantizedModel.load(model_file).model_id in self.topology.policy.sealed_models:
+            argv += ["--tensor-keys", str(self.tensor_keys(host))]
         log_file = self.run_dir / f"{host}-edge.log"
         results = []
         with open(log_file, "wb") as err:
