@@ -13,7 +13,7 @@ help:
 	@echo "make run       the testbed demo: Mininet, P4 switches, edge and cloud (RUN_ARGS=...)"
 	@echo "make cli       the same network, deployed, at the Mininet prompt"
 	@echo "make shell     p4runtime-shell on a switch of the running testbed (SWITCH=s1, SHELL_ARGS=...)"
-	@echo "make bench     benchmarks: switch packet rates, deployment time, overload and shares, failover, integrity (tables, results/*.json, *.png)"
+	@echo "make bench     benchmarks: switch packet rates, deployment time, overload and shares, failover, integrity, sealing (tables, results/*.json, *.png)"
 	@echo "make p4        compile p4src/dcia.p4 with p4c into p4src/build/ (needs p4c)"
 	@echo "make p4-check  check that p4src/build/ matches the P4 sources"
 	@echo "make setup     install Debian packages, the virtual environment and dependencies"
@@ -45,6 +45,7 @@ bench: setup
 	$(PY) -m bench.steering_bench --out results
 	$(PY) -m bench.failover_bench --out results
 	$(PY) -m bench.integrity_bench --out results
+	$(PY) -m bench.sealing_bench --out results
 
 p4-check: setup
 	$(VENV)/bin/dcia p4 check
