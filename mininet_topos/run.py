@@ -66,6 +66,7 @@ from mininet_topos.faults import Fault, FaultError, Schedule, check_all, measure
 from mininet_topos.p4switch import resolve_target
 from mininet_topos.testbed import (NodeLost, Shaping, SwitchCounters, Testbed, TestbedError,
                                    failover_paths, terminate_on_signals)
+from mininet_topos.topos import LINK_DELAYS
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def summary(model: QuantizedModel, plans: dict[str, Plan], topology: Topology, l
             float_pred: np.ndarray, int_logits: np.ndarray, results: list[RequestResult],
             counters: dict[str, SwitchCounters], clouds: dict[str, dict], target: str,
             lost_nodes: dict[str, str], faults: list[dict] | None = None,
-            spread: dict[str, int] | None = None) -> dict:
+            spread: dict[str, int] | None = None, link_delay: dict | None = None) -> dict:
     """Everything the table shows, as plain values (also saved as JSON). ``plans`` by path,
     the preferred (the edge's first cloud) first. A lost switch has ``{"lost": true,
     "error": ...}`` instead of counters (``"lost": false`` for one a fault took down on
@@ -86,7 +87,8 @@ def summary(model: QuantizedModel, plans: dict[str, Plan], topology: Topology, l
     ``unanswered`` counts the other requests by status; ``answers_by_cloud`` the answers
     taken from each cloud (by its host); ``faults`` what each injected fault cost
     (mininet_topos.faults.measure); ``spread`` each spread path's cloud host, weight and
-    share of the answers."""
+    share of the answers; ``link_delay`` what gave the links their delay and loss
+    (Testbed.link_delay_report)."""
     ok = [r for r in results if r.ok]
     latencies = np.array([r.latency_s for r in ok]) * 1e3
     net_pred = np.array([r.predicted for r in results])
@@ -105,6 +107,7 @@ def summary(model: QuantizedModel, plans: dict[str, Plan], topology: Topology, l
         "answers_by_cloud": dict(sorted(by_cloud.items())),
         "answered_by_switches": sum(r.cloud_from == len(model.layers) for r in ok),
         "lost_nodes": lost_nodes,
+        "link_delay": link_delay or {},
         "faults": faults or [],
         "spread": {name: {"cloud": topology.paths[name][-1], "weight": w,
                           "expected": w / sum(spread.values()),
@@ -133,6 +136,22 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1e3:.1f} ms"
 
 
+def link_delay_text(report: dict) -> str:
+    """How the links got their delay and loss, in a line of the summary.
+
+    >>> link_delay_text({"requested": "auto", "netem_available": False,
+    ...                  "links": {"h1-s1": "delay-line", "s1-h2": "delay-line", "s1-s2": "none"}})
+    'delay line (userspace relay) on 2 links, none needed on 1 (--link-delay auto; kernel without netem)'
+    """
+    names = {"netem": "netem", "delay-line": "delay line (userspace relay)",
+             "none": "none needed", "dropped": "[yellow]none: delay and loss DROPPED[/yellow]"}
+    counts = Counter(report.get("links", {}).values())
+    parts = [f"{names[how]} on {n} link{'s' * (n != 1)}" if i == 0 else f"{names[how]} on {n}"
+             for i, (how, n) in enumerate(counts.most_common())]
+    kernel = "kernel with netem" if report.get("netem_available") else "kernel without netem"
+    return f"{', '.join(parts) or 'no links'} (--link-delay {report.get('requested', 'auto')}; {kernel})"
+
+
 def print_summary(console: Console, s: dict) -> None:
     acc = s["accuracy"]
     head = Table(title=f"DCIA testbed: {s['requests']} requests, {s['target']} switches", show_header=False)
@@ -156,6 +175,8 @@ def print_summary(console: Console, s: dict) -> None:
                      f"{share} of the answers (weight share {sp['expected']:.1%})")
     head.add_row("answered by the last computing switch / by a cloud server",
                  f"{s['answered_by_switches']} / {s['answered'] - s['answered_by_switches']}")
+    if s["link_delay"]:
+        head.add_row("link delay and loss", link_delay_text(s["link_delay"]))
     sealed = sum(c.get("sealed", 0) for c in s["clouds"].values())
     if sealed:
         head.add_row("tensors sealed end to end (AES-256-GCM)",
@@ -258,6 +279,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bw", type=float, help="every link's bandwidth, Mbit/s")
     parser.add_argument("--delay", type=float, help="every link's one-way delay, ms")
     parser.add_argument("--loss", type=float, help="every link's loss, percent")
+    parser.add_argument("--link-delay", default="auto", choices=LINK_DELAYS,
+                        help="how links get their delay and loss: netem, a userspace delay "
+                             "line (mininet_topos.delay_line), or auto: netem where the "
+                             "kernel has it (default)")
     parser.add_argument("--edge-cpu", type=float, help="the edge host's CPU share (0..1)")
     parser.add_argument("--run-dir", type=Path, default=Path("logs/run"),
                         help="logs, pcaps, the model and results go here")
@@ -358,7 +383,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     model_file = model.save(args.run_dir / "model.json")
     inputs_file = args.run_dir / "inputs.npy"
     np.save(inputs_file, x)
-    shaping = Shaping(args.bw, args.delay, args.loss, args.edge_cpu)
+    shaping = Shaping(args.bw, args.delay, args.loss, args.edge_cpu, args.link_delay)
     timeout = args.timeout if args.timeout is not None else (0.05 if faults else 1.0)
 
     pipeline = Pipeline(args.p4_build / "dcia.json", args.p4_build / "dcia.p4info.txtpb",
@@ -370,6 +395,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                  pipeline=pipeline, grpc=grpc, clean_all=args.clean_all) as bed:
         console.print(f"network {topology.name} up: {len(topology.switches)} {target} switches, "
                       f"logs in {args.run_dir}")
+        console.print(f"link delay and loss: {link_delay_text(bed.link_delay_report())}")
         loss = bed.pingall()
         if loss:
             console.print(f"[yellow]warning: {loss:.0f}% of pings between the hosts were lost[/yellow]")
@@ -415,6 +441,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             cloud_stats[cloud.host] = stats
         lost = bed.lost_nodes()
         restarted = set(bed.restarted)
+        link_delay = bed.link_delay_report()
     if schedule.pending:
         console.print("[yellow]the run ended before: " + "; ".join(schedule.pending) + "[/yellow]")
     counters = {name: after[name] if name in restarted else after[name] - before[name]
@@ -427,7 +454,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
                      for record in schedule.injected]
     int_logits = model.forward_int(model.quantize_input(x))
     s = summary(model, plans, topology, labels, model.float_model.predict(x), int_logits,
-                results, counters, cloud_stats, target, lost, fault_reports, args.spread)
+                results, counters, cloud_stats, target, lost, fault_reports, args.spread,
+                link_delay)
     print_summary(console, s)
     (args.run_dir / "results.json").write_text(json.dumps(
         {"summary": s, "started_at": schedule.start, "requests": [asdict(r) for r in results]},

@@ -69,9 +69,10 @@ from dcia.errors import DciaError
 from dcia.model import QuantizedModel
 from dcia.targets import die_with_parent, process_start_time
 from hosts.edge_agent import FailoverPolicy, RequestResult
+from mininet_topos.delay_line import DelayLineLink
 from mininet_topos.faults import Schedule
 from mininet_topos.p4switch import P4Switch
-from mininet_topos.topos import DciaTopo
+from mininet_topos.topos import DciaTopo, netem_available
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +115,14 @@ class SwitchCounters:
 
 @dataclass
 class Shaping:
-    """Experiment options for the links and the edge: None keeps the topology's values."""
+    """Experiment options for the links and the edge: None keeps the topology's values.
+    ``link_delay``: how links get their delay and loss (mininet_topos.topos.LINK_DELAYS)."""
 
     bandwidth_mbps: float | None = None
     delay_ms: float | None = None
     loss_pct: float | None = None
     edge_cpu: float | None = None
+    link_delay: str = "auto"
 
 
 class Testbed:
@@ -156,6 +159,8 @@ class Testbed:
         """The topology's tensor keys (controller.secrets), read when a host first needs them."""
         self.watchdog: subprocess.Popen | None = None
         self.state_file = STATE_DIR / f"{topology.name}.json"
+        self.link_delays: dict[str, str] = {}
+        """``A-B`` -> what gave the link its delay and loss (DciaTopo.link_delays)."""
 
     # ------------------------------------------------------------ life cycle --
 
@@ -169,7 +174,8 @@ class Testbed:
                         pcap_dir=self.run_dir / "pcap" if self.pcap else None,
                         bandwidth_mbps=self.shaping.bandwidth_mbps, delay_ms=self.shaping.delay_ms,
                         loss_pct=self.shaping.loss_pct, edge_cpu=self.shaping.edge_cpu,
-                        json_path=self.pipeline.bmv2_json)
+                        json_path=self.pipeline.bmv2_json, link_delay=self.shaping.link_delay)
+        self.link_delays = topo.link_delays
         self.net = Mininet(topo=topo, controller=None, build=False, autoSetMacs=False,
                            autoStaticArp=False, waitConnected=False)
         try:
@@ -223,6 +229,7 @@ class Testbed:
                 pids.append(node.shell.pid)
             if isinstance(node, P4Switch) and node.process and node.process.proc:
                 pids.append(node.process.proc.pid)
+        pids += [link.relay.pid for link in self.delay_lines() if link.relay is not None]
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         processes = [(pid, started) for pid in pids if (started := process_start_time(pid)) is not None]
         owner = [os.getpid(), process_start_time(os.getpid())]
@@ -293,12 +300,26 @@ class Testbed:
 
     def lost_nodes(self) -> dict[str, str]:
         """Every node that died while the testbed ran, and how: switches whose process
-        exited, cloud servers that exited unasked, an edge agent that crashed (not what
-        ``fail`` took down on purpose)."""
+        exited, cloud servers that exited unasked, an edge agent that crashed, a link's
+        delay line relay that exited (as ``link:A-B``) (not what ``fail`` took down on
+        purpose)."""
         lost = self.lost_switches()
         lost.update((c.host, reason) for c in self.clouds if (reason := c.lost()))
         lost.update(self.lost_hosts)
+        lost.update((f"link:{link.intf1.node.name}-{link.intf2.node.name}", reason)
+                    for link in self.delay_lines() if (reason := link.lost()))
         return lost
+
+    def delay_lines(self) -> list[DelayLineLink]:
+        """The links whose delay and loss a relay process makes (mininet_topos.delay_line)."""
+        return [link for link in (self.net.links if self.net else []) if isinstance(link, DelayLineLink)]
+
+    def link_delay_report(self) -> dict:
+        """What gave the links their delay and loss, for the run's summary: the option,
+        whether the kernel has netem, and per link ``netem``, ``delay-line``, ``none`` (it
+        has neither delay nor loss) or ``dropped`` (netem forced on a kernel without it)."""
+        return {"requested": self.shaping.link_delay, "netem_available": netem_available(),
+                "links": dict(self.link_delays)}
 
     # ------------------------------------------------------------ host programs --
 

@@ -3,7 +3,10 @@
 The TOML file is the one source of truth: hosts with their addresses, P4 switches with
 their P4Runtime address and device id, links with their ports, bandwidth, delay and loss.
 ``DciaTopo`` turns it into Mininet nodes and links; it adds no facts of its own, only
-options for an experiment: override every link's shaping, limit the edge host's CPU.
+options for an experiment: override every link's shaping, limit the edge host's CPU,
+choose how links get their delay and loss (``link_delay``): the kernel's netem, or,
+where the kernel has none, a userspace delay line in the middle of the link
+(mininet_topos.delay_line). ``DciaTopo.link_delays`` says what each link got.
 
     topo = DciaTopo("topologies/linear.toml", delay_ms=5, edge_cpu=0.2)
     net = Mininet(topo=topo, controller=None)
@@ -32,6 +35,8 @@ from controller import topology as topology_module
 from controller.routes import host_routes
 from controller.topology import Topology, load_topology
 from dcia.capability import NodeKind
+from dcia.errors import TopologyError
+from mininet_topos.delay_line import DelayLineLink
 from mininet_topos.host import DciaHost, LimitedDciaHost
 from mininet_topos.p4switch import P4Switch
 
@@ -41,10 +46,18 @@ TOPOLOGY_DIR = Path(topology_module.__file__).resolve().parent.parent / "topolog
 """topologies/ (found without this file's own path: `mn --custom` runs it without __file__)."""
 
 
+LINK_DELAYS = ("auto", "netem", "delay-line")
+"""How links get their delay and loss: ``auto`` netem where the kernel has it, else the
+delay line; ``netem`` or ``delay-line`` forces one."""
+NETEM, DELAY_LINE, UNSHAPED, DROPPED = "netem", "delay-line", "none", "dropped"
+"""What a link got (``DciaTopo.link_delays``): netem, the delay line, nothing because it has
+neither delay nor loss, or nothing although it has them (netem forced, the kernel has none)."""
+
+
 @functools.cache
 def netem_available() -> bool:
     """Does this kernel have the netem qdisc (link delay and loss)? Probed in a throw-away
-    network namespace. Some VM kernels ship without it; links then keep only their rate."""
+    network namespace. Some VM kernels ship without it; the delay line stands in."""
     probe = subprocess.run(["unshare", "--net", "tc", "qdisc", "add", "dev", "lo", "root", "netem",
                             "delay", "1ms"], capture_output=True)
     return probe.returncode == 0
@@ -59,10 +72,11 @@ class DciaTopo(Topo):
               target: str = "auto", log_dir: str | Path = "logs", pcap_dir: str | Path | None = None,
               bandwidth_mbps: float | None = None, delay_ms: float | None = None,
               loss_pct: float | None = None, edge_cpu: float | None = None,
-              json_path: str | Path | None = None) -> None:
+              json_path: str | Path | None = None, link_delay: str = "auto") -> None:
         """``bandwidth_mbps``, ``delay_ms``, ``loss_pct``: override every link's value;
         ``edge_cpu``: the edge hosts' share of the machine's CPU (CPULimitedHost);
-        ``json_path``: another compiled program than p4src/build/dcia.json."""
+        ``json_path``: another compiled program than p4src/build/dcia.json;
+        ``link_delay``: one of LINK_DELAYS (the delay lines log to ``log_dir``)."""
         if not isinstance(topology, Topology):
             topology = load_topology(topology or self.topology_file)
         self.topology = topology
@@ -77,32 +91,51 @@ class DciaTopo(Topo):
                                        json_path=json_path)
         for name, switch in topology.switches.items():
             self.addSwitch(name, cls=switch_cls, grpc=switch.grpc, device_id=switch.device_id)
+        self.link_delays: dict[str, str] = {}
+        """``A-B`` -> what the link got for its delay and loss (NETEM, DELAY_LINE, UNSHAPED, DROPPED)."""
         for link in topology.links:
-            shaping = self.shaping(
+            how, shaping = self.shaping(
                 link.bandwidth_mbps if bandwidth_mbps is None else bandwidth_mbps,
                 link.delay_ms if delay_ms is None else delay_ms,
                 link.loss_pct if loss_pct is None else loss_pct,
+                link_delay,
             )
-            self.addLink(link.a.node, link.b.node, port1=link.a.port, port2=link.b.port,
-                         cls=TCLink, **shaping)
+            if how == DELAY_LINE:
+                shaping.update(log_dir=log_dir)
+            self.link_delays[f"{link.a.node}-{link.b.node}"] = how
+            self.addLink(link.a.node, link.b.node, port1=link.a.port, port2=link.b.port, **shaping)
 
     @staticmethod
-    def shaping(bandwidth_mbps: float, delay_ms: float, loss_pct: float) -> dict:
-        """TCLink options: a token bucket for the rate (HTB's quantum warnings avoided), and
-        netem for delay and loss where the kernel has it."""
-        options: dict = dict(bw=bandwidth_mbps, use_tbf=True)
-        if delay_ms or loss_pct:
-            if netem_available():
-                options.update(delay=f"{delay_ms}ms", loss=loss_pct or None)
-            else:
-                _warn_no_netem()
-        return options
+    def shaping(bandwidth_mbps: float, delay_ms: float, loss_pct: float,
+                link_delay: str = "auto") -> tuple[str, dict]:
+        """What the link gets (NETEM, DELAY_LINE, UNSHAPED or DROPPED) and its Mininet link
+        options: a token bucket for the rate (HTB's quantum warnings avoided) and, for a
+        delay or a loss, netem where the kernel has it (or ``link_delay`` says netem), the
+        delay line otherwise (or where ``link_delay`` says delay-line).
+
+        >>> DciaTopo.shaping(100, 0, 0)
+        ('none', {'cls': <class 'mininet.link.TCLink'>, 'bw': 100, 'use_tbf': True})
+        """
+        if link_delay not in LINK_DELAYS:
+            raise TopologyError(f"link_delay must be one of {', '.join(LINK_DELAYS)}, "
+                                      f"not {link_delay!r}")
+        options: dict = dict(cls=TCLink, bw=bandwidth_mbps, use_tbf=True)
+        if not (delay_ms or loss_pct):
+            return UNSHAPED, options
+        delay = dict(delay=f"{delay_ms}ms", loss=loss_pct or None)
+        if link_delay == "delay-line" or (link_delay == "auto" and not netem_available()):
+            return DELAY_LINE, dict(options, cls=DelayLineLink, **delay)
+        if netem_available():
+            return NETEM, dict(options, **delay)
+        _warn_no_netem()
+        return DROPPED, options
 
 
 @functools.cache
 def _warn_no_netem() -> None:
-    log.warning("this kernel has no netem qdisc (sch_netem): links keep their rate limits "
-                "but get no delay or loss")
+    log.warning("this kernel has no netem qdisc (sch_netem) and netem was chosen over the "
+                "delay line (link_delay='netem'): links keep their rate limits but get no "
+                "delay or loss; link_delay='auto' uses the delay line")
 
 
 topos = {path.stem: type(f"{path.stem.title()}Topo", (DciaTopo,), {"topology_file": path})

@@ -11,6 +11,8 @@ pytest.importorskip("mininet.topo", reason="Mininet is not importable (scripts/b
 from mininet.link import TCLink  # noqa: E402
 
 from controller.topology import load_topology  # noqa: E402
+from dcia.errors import TopologyError  # noqa: E402
+from mininet_topos.delay_line import DelayLineLink  # noqa: E402
 from mininet_topos.host import DciaHost, LimitedDciaHost  # noqa: E402
 from mininet_topos.p4switch import P4Switch  # noqa: E402
 from mininet_topos import topos as topos_module  # noqa: E402
@@ -57,11 +59,59 @@ def test_experiment_options_override_links_and_limit_the_edge_cpu(netem):
     assert topo.nodeInfo("h2")["cls"] is DciaHost
 
 
-def test_without_netem_links_keep_only_their_rate(monkeypatch):
-    monkeypatch.setattr(topos_module, "netem_available", lambda: False)
-    topo = DciaTopo(TOPOLOGIES / "linear.toml", loss_pct=1)
+def kernel(monkeypatch, netem: bool) -> None:
+    """Pretend the kernel has netem or not."""
+    monkeypatch.setattr(topos_module, "netem_available", lambda: netem)
+
+
+def test_without_netem_a_delay_line_gives_links_their_delay_and_loss(monkeypatch, tmp_path):
+    kernel(monkeypatch, netem=False)
+    topo = DciaTopo(TOPOLOGIES / "linear.toml", loss_pct=1, log_dir=tmp_path)
     info = topo.linkInfo("s3", "h2")
-    assert info["bw"] == 100 and "delay" not in info and "loss" not in info
+    assert info["cls"] is DelayLineLink
+    assert info["bw"] == 100 and info["use_tbf"], "the rate limit stays on the link's ends"
+    assert info["delay"] == "10.0ms" and info["loss"] == 1 and info["log_dir"] == tmp_path
+    assert topo.link_delays == {"h1-s1": "delay-line", "s1-s2": "delay-line",
+                                "s2-s3": "delay-line", "s3-h2": "delay-line"}
+
+
+def test_with_netem_auto_uses_netem(monkeypatch):
+    kernel(monkeypatch, netem=True)
+    topo = DciaTopo(TOPOLOGIES / "linear.toml")
+    info = topo.linkInfo("s3", "h2")
+    assert info["cls"] is TCLink and info["delay"] == "10.0ms"
+    assert set(topo.link_delays.values()) == {"netem"}
+
+
+def test_the_delay_line_can_be_forced_where_netem_exists(monkeypatch):
+    kernel(monkeypatch, netem=True)
+    topo = DciaTopo(TOPOLOGIES / "linear.toml", link_delay="delay-line")
+    assert topo.linkInfo("s3", "h2")["cls"] is DelayLineLink
+    assert set(topo.link_delays.values()) == {"delay-line"}
+
+
+def test_links_without_delay_or_loss_need_neither(monkeypatch):
+    kernel(monkeypatch, netem=False)
+    topo = DciaTopo(TOPOLOGIES / "linear.toml", delay_ms=0, loss_pct=0, link_delay="delay-line")
+    info = topo.linkInfo("s3", "h2")
+    assert info["cls"] is TCLink and "delay" not in info and "loss" not in info
+    assert set(topo.link_delays.values()) == {"none"}
+
+
+def test_netem_forced_without_netem_keeps_only_the_rate_and_warns(monkeypatch, caplog):
+    kernel(monkeypatch, netem=False)
+    topos_module._warn_no_netem.cache_clear()
+    with caplog.at_level("WARNING", logger=topos_module.log.name):
+        topo = DciaTopo(TOPOLOGIES / "linear.toml", loss_pct=1, link_delay="netem")
+    info = topo.linkInfo("s3", "h2")
+    assert info["cls"] is TCLink and info["bw"] == 100 and "delay" not in info and "loss" not in info
+    assert set(topo.link_delays.values()) == {"dropped"}
+    assert "no netem" in caplog.text
+
+
+def test_an_unknown_link_delay_is_refused():
+    with pytest.raises(TopologyError, match="link_delay must be one of auto, netem, delay-line"):
+        DciaTopo(TOPOLOGIES / "linear.toml", link_delay="tc")
 
 
 def test_mininets_command_line_can_name_a_topology_and_its_options():
