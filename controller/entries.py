@@ -20,7 +20,7 @@ import finsy as fy
 
 from dcia.capability import DCIA_PROGRAM, Capability
 from dcia.errors import ParameterRangeError
-from dcia.layers import DenseLayer, ElementwiseLayer, EmbeddingLayer, Layer, LayerKind
+from dcia.layers import DenseLayer, ElementwiseLayer, EmbeddingLayer, FusionLayer, Layer, LayerKind
 from dcia.wire import MAX_NET_ELEMS
 
 INGRESS = "DciaIngress"
@@ -33,11 +33,17 @@ T_TENANTS = f"{INGRESS}.model_tenants"
 C_STATS = f"{INGRESS}.dcia_stats"
 C_LAYER_STATS = f"{INGRESS}.layer_stats"
 C_IPV4_DROPS = f"{INGRESS}.ipv4_drops"
+C_FUSION_STATS = f"{INGRESS}.fusion_stats"
 STAT_NAMES = ("computed", "pass-through", "version mismatch", "malformed", "deferred",
               "unauthorised")
 """``dcia_stats`` by index (p4src/dcia.p4: STAT_*)."""
 DROP_NAMES = ("ttl expired", "bad checksum", "bad header")
 """``ipv4_drops`` by index (p4src/dcia.p4: DROP_*)."""
+FUSION_STAT_NAMES = ("fused", "timed out", "duplicate", "collision", "stored", "late",
+                     "idle flush")
+"""``fusion_stats`` by index (p4src/dcia.p4: FUSE_*)."""
+FUSION_SLOTS = 256
+"""Group slots of the P4 program (``FUSE_SLOTS``): group ``g`` waits in slot ``g % 256``."""
 
 
 def dense_table(neuron: int) -> str:
@@ -141,10 +147,26 @@ def embedding_entries(
     return entries
 
 
+def fusion_entries(
+    layer: FusionLayer, *, model_id: int, version: int, index: int, more: bool = False
+) -> list[fy.P4TableEntry]:
+    """The `layers` entry of a fusion layer: its size, group size and timeout.
+
+    >>> [e] = fusion_entries(FusionLayer(n=8, members=3, timeout_us=5000), model_id=1,
+    ...                      version=1, index=2)
+    >>> e.action.name, e.action.args["members"], e.action.args["timeout_us"]
+    ('fusion_layer', 3, 5000)
+    """
+    action = fy.P4TableAction("fusion_layer", n=layer.n, members=layer.members,
+                              timeout_us=layer.timeout_us, more=int(more))
+    return [fy.P4TableEntry(T_LAYERS, match=_key(model_id, version, index), action=action)]
+
+
 _BUILDERS = {
     LayerKind.DENSE: dense_entries,
     LayerKind.ELEMENTWISE: elementwise_entries,
     LayerKind.EMBEDDING: embedding_entries,
+    LayerKind.FUSION: fusion_entries,
 }
 
 

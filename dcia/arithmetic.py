@@ -158,6 +158,27 @@ def embedding(x: Sequence[int], table: dict[int, Sequence[int]]) -> list[int]:
     return vec
 
 
+def fuse(members: Sequence[Sequence[int]]) -> list[int]:
+    """Fusion of the members of one group: the element-wise maximum of their int8 tensors.
+
+    Exact (no rounding, no saturation), independent of the order the members arrive in,
+    and associative: fusing partial fusions gives the fusion of all their members. A
+    partial group (timed out) is fused over the members present; a group of one is that
+    member's tensor.
+
+    >>> fuse([[1, -5, 7], [3, -9, -128]])
+    [3, -5, 7]
+    """
+    if not members:
+        raise ParameterRangeError("a fusion needs at least one member")
+    n = len(members[0])
+    for m, x in enumerate(members):
+        if len(x) != n:
+            raise ParameterRangeError(f"fusion member {m} has {len(x)} elements, member 0 has {n}")
+        check_int8(x, f"member {m}")
+    return [max(column) for column in zip(*members)] if n else []
+
+
 # ---------------------------------------------------------------- batched (numpy) --
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from dcia import arithmetic
 from dcia.arithmetic import Activation
 from dcia.errors import ParameterRangeError
+from dcia.wire import MAX_FUSION_MEMBERS
 
 
 class LayerKind(StrEnum):
@@ -29,6 +30,7 @@ class LayerKind(StrEnum):
     DENSE = "dense"
     ELEMENTWISE = "elementwise"
     EMBEDDING = "embedding"
+    FUSION = "fusion"
 
 
 class LayerShape(Protocol):
@@ -52,6 +54,8 @@ def mac_count(kind: LayerKind | str, n_in: int, n_out: int) -> int:
 
     >>> mac_count("dense", 16, 10), mac_count("elementwise", 16, 16), mac_count("embedding", 2, 8)
     (160, 16, 0)
+    >>> mac_count("fusion", 16, 16)   # comparisons, no multiply-accumulates
+    0
     """
     kind = LayerKind(kind)
     if kind is LayerKind.DENSE:
@@ -197,5 +201,61 @@ class EmbeddingLayer:
         return np.array([self.forward(list(map(int, row))) for row in x], dtype=np.int8)
 
 
-Layer = DenseLayer | ElementwiseLayer | EmbeddingLayer
+@dataclass(frozen=True)
+class FusionLayer:
+    """Fuse the tensors of ``members`` inputs (one fusion group) into one: the element-wise
+    maximum (``arithmetic.fuse``), ``n`` elements in and out.
+
+    A switch waits for a group's members in registers for up to ``timeout_us``
+    microseconds and then lets the group go on fused over the members present
+    (docs/wire-format.md, fusion). ``forward`` is the fusion of a group of one (its
+    tensor unchanged); ``fuse`` takes the group.
+
+    >>> FusionLayer(n=3, members=2).fuse([[1, -5, 7], [3, -9, 0]])
+    [3, -5, 7]
+    """
+
+    n: int
+    members: int
+    timeout_us: int = 100_000
+    kind: LayerKind = field(default=LayerKind.FUSION, init=False)
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ParameterRangeError(f"a fusion layer needs at least one element, got {self.n}")
+        if not 2 <= self.members <= MAX_FUSION_MEMBERS:
+            raise ParameterRangeError(
+                f"a fusion group has 2..{MAX_FUSION_MEMBERS} members, got {self.members}")
+        if not 0 <= self.timeout_us < 1 << 32:
+            raise ParameterRangeError(
+                f"fusion timeout {self.timeout_us} us is outside 0..{(1 << 32) - 1}")
+
+    @property
+    def n_in(self) -> int:
+        return self.n
+
+    n_out = n_in
+
+    @property
+    def macs(self) -> int:
+        return mac_count(self.kind, self.n_in, self.n_out)
+
+    def fuse(self, members: Sequence[Sequence[int]]) -> list[int]:
+        if len(members) > self.members:
+            raise ParameterRangeError(
+                f"a fusion group of this layer has {self.members} members, got {len(members)}")
+        for m, x in enumerate(members):
+            if len(x) != self.n:
+                raise ParameterRangeError(
+                    f"fusion member {m} has {len(x)} elements, the layer takes {self.n}")
+        return arithmetic.fuse(members)
+
+    def forward(self, x: list[int]) -> list[int]:
+        return self.fuse([x])
+
+    def forward_batch(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.int8).copy()
+
+
+Layer = DenseLayer | ElementwiseLayer | EmbeddingLayer | FusionLayer
 

@@ -33,6 +33,7 @@ from dcia.layers import (
     DenseLayer,
     ElementwiseLayer,
     EmbeddingLayer,
+    FusionLayer,
     Layer,
     LayerKind,
     check_chain,
@@ -185,11 +186,41 @@ class FloatEmbedding:
         return self.table[ids]
 
 
-FloatLayer = FloatDense | FloatElementwise | FloatEmbedding
+@dataclass(frozen=True, eq=False)
+class FloatFusion:
+    """The float twin of a fusion layer: the element-wise maximum over a group's members.
+
+    ``forward`` runs a batch of groups of one (each row unchanged); ``fuse`` a group.
+    """
+
+    n: int
+    members: int
+    kind: LayerKind = field(default=LayerKind.FUSION, init=False)
+
+    @property
+    def n_in(self) -> int:
+        return self.n
+
+    n_out = n_in
+
+    @property
+    def macs(self) -> int:
+        return mac_count(self.kind, self.n_in, self.n_out)
+
+    def fuse(self, members: list[np.ndarray]) -> np.ndarray:
+        return np.maximum.reduce([np.asarray(m, dtype=np.float64) for m in members])
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64)
+
+
+FloatLayer = FloatDense | FloatElementwise | FloatEmbedding | FloatFusion
 
 
 def with_affine(layer: FloatLayer, scale: np.ndarray, offset: np.ndarray) -> FloatLayer:
     """``layer`` followed by ``y * scale + offset`` as one layer (exact; ``layer`` has no ReLU)."""
+    if isinstance(layer, FloatFusion):
+        raise ValueError("cannot fold an affine transform into a fusion layer")
     if getattr(layer, "relu", False):
         raise ValueError("cannot fold an affine transform into a layer that ends in ReLU")
     scale = np.broadcast_to(scale, (layer.n_out,))
@@ -203,6 +234,8 @@ def with_affine(layer: FloatLayer, scale: np.ndarray, offset: np.ndarray) -> Flo
 
 def with_relu(layer: FloatLayer) -> FloatLayer:
     """``layer`` followed by ReLU as one layer."""
+    if isinstance(layer, FloatFusion):
+        raise ValueError("cannot fold ReLU into a fusion layer")
     if isinstance(layer, FloatEmbedding):
         return FloatEmbedding(np.maximum(layer.table, 0.0))
     return replace(layer, relu=True)
@@ -527,6 +560,13 @@ def _layer_to_dict(layer: Layer) -> dict[str, Any]:
             "shift": layer.shift,
             "act": int(layer.act),
         }
+    if isinstance(layer, FusionLayer):
+        return {
+            "kind": str(layer.kind),
+            "n": layer.n,
+            "members": layer.members,
+            "timeout_us": layer.timeout_us,
+        }
     return {
         "kind": str(layer.kind),
         "dim": layer.dim,
@@ -542,6 +582,8 @@ def _layer_from_dict(d: dict[str, Any]) -> Layer:
         return ElementwiseLayer(
             d["scales"], d["offsets"], d["mult"], d["shift"], Activation(d["act"])
         )
+    if kind is LayerKind.FUSION:
+        return FusionLayer(d["n"], d["members"], d["timeout_us"])
     return EmbeddingLayer({int(k): v for k, v in d["table"].items()}, d["dim"])
 
 
@@ -551,6 +593,8 @@ def _float_layer_to_dict(layer: FloatLayer) -> dict[str, Any]:
         d.update(weights=layer.weights.tolist(), bias=layer.bias.tolist(), relu=layer.relu)
     elif isinstance(layer, FloatElementwise):
         d.update(scale=layer.scale.tolist(), offset=layer.offset.tolist(), relu=layer.relu)
+    elif isinstance(layer, FloatFusion):
+        d.update(n=layer.n, members=layer.members)
     else:
         d.update(table=layer.table.tolist())
     return d
@@ -564,4 +608,6 @@ def _float_layer_from_dict(d: dict[str, Any]) -> FloatLayer:
         return FloatElementwise(
             np.array(d["scale"], float), np.array(d["offset"], float), d["relu"]
         )
+    if kind is LayerKind.FUSION:
+        return FloatFusion(d["n"], d["members"])
     return FloatEmbedding(np.array(d["table"], float))
