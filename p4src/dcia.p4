@@ -22,6 +22,14 @@
  * hashes the source address and the request id, so one request (and its retries) always
  * takes the same member.
  *
+ * Fusion: a fusion layer joins the tensors of the members of one fusion group (packets
+ * with FLAG_FUSE: request_id is the group id, reserved the member index and group size)
+ * into their element-wise maximum. The first members wait in registers (a slot per group,
+ * group id modulo FUSE_SLOTS) and are dropped once stored; the member that completes the
+ * group carries the fused tensor on. A group still incomplete after its timeout is
+ * released, fused over the members present, in the next packet that needs its slot or in
+ * a flush packet; BMv2 has no timers (docs/wire-format.md, "Fusion").
+ *
  * Tenants: where the operator's policy restricts a model to some sources, the switches
  * that hold it get `model_tenants` entries (a deny for every source, an allow per
  * permitted prefix, longest prefix wins); a tensor of that model from any other source
@@ -51,12 +59,15 @@ const bit<8> FLAG_MALFORMED  = 0x04;       /* a switch found the packet malforme
 const bit<8> FLAG_NO_OFFLOAD = 0x08;       /* the sender forbids in-network compute */
 const bit<8> FLAG_ENCRYPTED  = 0x10;       /* sealed end to end (AES-GCM): opaque bytes */
 const bit<8> FLAGS_NO_COMPUTE = 0x1F;
+const bit<8> FLAG_FUSE       = 0x20;       /* a member of fusion group request_id */
+const bit<8> FLAG_FUSED      = 0x40;       /* a fusion's output; reserved: members fused */
 
 /* Layer kinds and activations, as set by the `layers` table. */
 const bit<8> KIND_NONE        = 0;
 const bit<8> KIND_DENSE       = 1;
 const bit<8> KIND_ELEMENTWISE = 2;
 const bit<8> KIND_EMBEDDING   = 3;
+const bit<8> KIND_FUSION      = 4;
 const bit<8> ACT_IDENTITY     = 0;
 const bit<8> ACT_RELU         = 1;
 
@@ -67,6 +78,20 @@ const bit<32> STAT_VERSION_MISMATCH = 2;   /* known model, another version: not 
 const bit<32> STAT_MALFORMED        = 3;   /* malformed tensor packets: never computed */
 const bit<32> STAT_DEFERRED         = 4;   /* layers left to the next node: over the meter rate */
 const bit<32> STAT_UNAUTHORISED     = 5;   /* a restricted model's tensor from another source: dropped */
+
+/* Indices of the fusion_stats counter. */
+const bit<32> FUSE_FUSED     = 0;          /* complete groups fused and sent on */
+const bit<32> FUSE_TIMED_OUT = 1;          /* incomplete groups released after their timeout */
+const bit<32> FUSE_DUPLICATE = 2;          /* members already fused or waiting: dropped */
+const bit<32> FUSE_COLLISION = 3;          /* slot held by another waiting group: sent on unfused */
+const bit<32> FUSE_STORED    = 4;          /* members stored in their slot (and dropped) */
+const bit<32> FUSE_LATE      = 5;          /* members of a group released without them: sent on unfused */
+const bit<32> FUSE_IDLE      = 6;          /* flush packets with nothing to release: dropped */
+
+/* Group slots: a group takes slot request_id % FUSE_SLOTS. */
+#define FUSE_SLOTS 256
+const bit<32> FUSE_SLOT_MASK = 255;
+const bit<8>  FUSE_FLUSH     = 0xF;        /* member index of a flush packet */
 
 /* Indices of the ipv4_drops counter: IPv4 packets of any protocol that a router must not
  * forward, dropped before anything else looks at them. */
@@ -179,6 +204,19 @@ struct metadata_t {
     bit<1>   unauthorised;   /* model_tenants: this source may not use this model here */
     int<64>  q;              /* its requantized value before saturation */
     bit<8>   yq;             /* and after: the int8 output */
+    bit<8>   fuse_k;         /* fusion layer: members of a group */
+    bit<48>  fuse_timeout;   /* how long a group waits, microseconds */
+    bit<32>  fuse_slot;      /* register index of the packet's group */
+    bit<8>   fuse_bit;       /* 1 << member index */
+    bit<1>   fuse_drop;      /* stored, duplicate or idle flush: not sent on */
+    bit<1>   fuse_out;       /* a fused tensor leaves in this packet */
+    bit<32>  s_group;        /* the slot as read: group id (0: never used) */
+    bit<40>  s_layer;        /*   model_id ++ model_version ++ layer */
+    bit<8>   s_members;      /*   bitmap of the members in the fusion */
+    bit<1>   s_released;     /*   the group has left (fused or timed out) */
+    bit<48>  s_deadline;     /*   first arrival + timeout */
+    bit<128> s_vec;          /*   the fusion so far, element 0 in the top byte */
+    bit<104> s_origin;       /*   first member: src ip, dst ip, udp src port, net_layers, n, more */
     ELEMENT_FIELDS(x)
     ELEMENT_FIELDS(y)
 }
@@ -312,6 +350,16 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
     counter(6, CounterType.packets_and_bytes) dcia_stats;     /* STAT_* */
     counter(3, CounterType.packets_and_bytes) ipv4_drops;     /* DROP_* */
     counter(256, CounterType.packets_and_bytes) layer_stats;  /* by layer index */
+    counter(7, CounterType.packets_and_bytes) fusion_stats;   /* FUSE_* */
+
+    /* Fusion group slots (data-plane state; the controller never writes them). */
+    register<bit<32>>(FUSE_SLOTS)  fuse_group;
+    register<bit<40>>(FUSE_SLOTS)  fuse_layer;
+    register<bit<8>>(FUSE_SLOTS)   fuse_members;
+    register<bit<1>>(FUSE_SLOTS)   fuse_released;
+    register<bit<48>>(FUSE_SLOTS)  fuse_deadline;
+    register<bit<128>>(FUSE_SLOTS) fuse_vec;
+    register<bit<104>>(FUSE_SLOTS) fuse_origin;
 
     /* ---- ordinary IPv4 forwarding ---- */
 
@@ -451,13 +499,26 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
         meta.more = more;
     }
 
+    /* Fuse the n-element tensors of `members` packets of one group (element-wise max);
+     * an incomplete group waits at most timeout_us. Not metered: deferring one member
+     * would split its group. */
+    action fusion_layer(bit<16> n, bit<8> members, bit<32> timeout_us, bit<1> more) {
+        meta.kind = KIND_FUSION;
+        meta.n_in = n;
+        meta.n_out = n;
+        meta.act = ACT_IDENTITY;
+        meta.fuse_k = members;
+        meta.fuse_timeout = (bit<48>)timeout_us;
+        meta.more = more;
+    }
+
     table layers {
         key = {
             hdr.dcia.model_id:      exact @name("model_id");
             hdr.dcia.model_version: exact @name("model_version");
             hdr.dcia.next_layer:    exact @name("layer");
         }
-        actions = { dense_layer; elementwise_layer; embedding_layer; NoAction; }
+        actions = { dense_layer; elementwise_layer; embedding_layer; fusion_layer; NoAction; }
         size = 1024;
         default_action = NoAction();
         meters = layer_meter;
@@ -540,6 +601,99 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
         default_action = NoAction();
     }
 
+    /* ---- fusion (dcia/arithmetic.py: fuse): element-wise max over a group's members ---- */
+
+    action fuse_read_slot() {
+        meta.fuse_slot = hdr.dcia.request_id & FUSE_SLOT_MASK;
+        fuse_group.read(meta.s_group, meta.fuse_slot);
+        fuse_layer.read(meta.s_layer, meta.fuse_slot);
+        fuse_members.read(meta.s_members, meta.fuse_slot);
+        fuse_released.read(meta.s_released, meta.fuse_slot);
+        fuse_deadline.read(meta.s_deadline, meta.fuse_slot);
+        fuse_vec.read(meta.s_vec, meta.fuse_slot);
+        fuse_origin.read(meta.s_origin, meta.fuse_slot);
+    }
+
+/* signed int8 a > b, as unsigned bytes with the sign bit flipped */
+#define FUSE_MAX(i)                                                                  \
+    meta.y##i = ((meta.x##i ^ 0x80) > (meta.s_vec[127 - 8 * (i) : 120 - 8 * (i)] ^ 0x80)) \
+        ? meta.x##i : meta.s_vec[127 - 8 * (i) : 120 - 8 * (i)];
+
+    /* y = max(x, the slot's fusion so far); the new fusion goes back into s_vec */
+    action fuse_max() {
+        FUSE_MAX(0)  FUSE_MAX(1)  FUSE_MAX(2)  FUSE_MAX(3)
+        FUSE_MAX(4)  FUSE_MAX(5)  FUSE_MAX(6)  FUSE_MAX(7)
+        FUSE_MAX(8)  FUSE_MAX(9)  FUSE_MAX(10) FUSE_MAX(11)
+        FUSE_MAX(12) FUSE_MAX(13) FUSE_MAX(14) FUSE_MAX(15)
+    }
+
+    action fuse_pack_y() {
+        meta.s_vec = meta.y0 ++ meta.y1 ++ meta.y2 ++ meta.y3 ++ meta.y4 ++ meta.y5
+            ++ meta.y6 ++ meta.y7 ++ meta.y8 ++ meta.y9 ++ meta.y10 ++ meta.y11
+            ++ meta.y12 ++ meta.y13 ++ meta.y14 ++ meta.y15;
+    }
+
+    /* The packet is the first member of its group in this slot. */
+    action fuse_store_first() {
+        fuse_group.write(meta.fuse_slot, hdr.dcia.request_id);
+        fuse_layer.write(meta.fuse_slot,
+            (hdr.dcia.model_id ++ hdr.dcia.model_version ++ hdr.dcia.next_layer));
+        fuse_members.write(meta.fuse_slot, meta.fuse_bit);
+        fuse_released.write(meta.fuse_slot, 0);
+        fuse_deadline.write(meta.fuse_slot, std.ingress_global_timestamp + meta.fuse_timeout);
+        fuse_vec.write(meta.fuse_slot, meta.x0 ++ meta.x1 ++ meta.x2 ++ meta.x3 ++ meta.x4
+            ++ meta.x5 ++ meta.x6 ++ meta.x7 ++ meta.x8 ++ meta.x9 ++ meta.x10 ++ meta.x11
+            ++ meta.x12 ++ meta.x13 ++ meta.x14 ++ meta.x15);
+        fuse_origin.write(meta.fuse_slot, (hdr.ipv4.srcAddr ++ hdr.ipv4.dstAddr
+            ++ hdr.udp.srcPort ++ hdr.dcia.net_layers ++ meta.n_in[7:0] ++ 7w0 ++ meta.more));
+        fusion_stats.count(FUSE_STORED);
+        meta.fuse_drop = 1;
+    }
+
+    /* A further member: its bit and the fusion so far go back into the slot. */
+    action fuse_store_member() {
+        fuse_members.write(meta.fuse_slot, meta.s_members);
+        fuse_vec.write(meta.fuse_slot, meta.s_vec);
+        fusion_stats.count(FUSE_STORED);
+        meta.fuse_drop = 1;
+    }
+
+    /* The slot's group has left (fused or timed out): its later members are duplicates
+     * or late; the slot is free for another group. */
+    action fuse_mark_released() {
+        fuse_members.write(meta.fuse_slot, meta.s_members);
+        fuse_released.write(meta.fuse_slot, 1);
+    }
+
+    /* The slot's group (s_*) leaves in this packet, whatever it carried: the header of
+     * the group's first member, next layer, the fused tensor, FUSED with the bitmap. */
+    action fuse_release() {
+        meta.fuse_out = 1;
+        meta.fuse_drop = 0;
+        meta.n_in = hdr.dcia.n_elems;
+        meta.n_out = (bit<16>)meta.s_origin[15:8];
+        meta.more = meta.s_origin[0:0];
+        hdr.ipv4.srcAddr = meta.s_origin[103:72];
+        hdr.ipv4.dstAddr = meta.s_origin[71:40];
+        hdr.udp.srcPort = meta.s_origin[39:24];
+        hdr.dcia.net_layers = meta.s_origin[23:16];
+        hdr.dcia.model_id = meta.s_layer[39:24];
+        hdr.dcia.model_version = meta.s_layer[23:8];
+        hdr.dcia.next_layer = meta.s_layer[7:0];
+        hdr.dcia.request_id = meta.s_group;
+        hdr.dcia.flags = FLAG_FUSED;
+        hdr.dcia.status = 0;
+        hdr.dcia.reserved = meta.s_members;
+        meta.y0  = meta.s_vec[127:120]; meta.y1  = meta.s_vec[119:112];
+        meta.y2  = meta.s_vec[111:104]; meta.y3  = meta.s_vec[103:96];
+        meta.y4  = meta.s_vec[95:88];   meta.y5  = meta.s_vec[87:80];
+        meta.y6  = meta.s_vec[79:72];   meta.y7  = meta.s_vec[71:64];
+        meta.y8  = meta.s_vec[63:56];   meta.y9  = meta.s_vec[55:48];
+        meta.y10 = meta.s_vec[47:40];   meta.y11 = meta.s_vec[39:32];
+        meta.y12 = meta.s_vec[31:24];   meta.y13 = meta.s_vec[23:16];
+        meta.y14 = meta.s_vec[15:8];    meta.y15 = meta.s_vec[7:0];
+    }
+
     /* ---- bookkeeping ---- */
 
     action mark_malformed() {
@@ -613,7 +767,81 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
                 /* another tenant's model: not computed, not passed on (dropped below) */
                 dcia_stats.count(STAT_UNAUTHORISED);
             } else if (layers.apply().hit) {
-                if (hdr.dcia.n_elems != meta.n_in) {
+                bit<8> member = hdr.dcia.reserved >> 4;
+                bit<8> size = hdr.dcia.reserved & 0xF;
+                bool flush = member == FUSE_FLUSH && hdr.dcia.n_elems == 0;
+                if (meta.kind == KIND_FUSION) {
+                    meta.fuse_bit = 8w1 << member;
+                }
+                if (meta.kind == KIND_FUSION
+                        && ((hdr.dcia.flags & (FLAG_FUSE | FLAG_FUSED)) != FLAG_FUSE
+                            || (!flush && (size != meta.fuse_k || member >= size
+                                           || hdr.dcia.request_id == 0
+                                           || hdr.dcia.n_elems != meta.n_in)))) {
+                    /* not a member of a group this layer can fuse: a plain tensor, a
+                     * fused one, or a bad group id (0), member index or group size */
+                    mark_malformed();
+                    hdr.dcia.flags = hdr.dcia.flags | FLAG_MALFORMED;
+                } else if (meta.kind == KIND_FUSION) {
+                    LOAD_INPUT(0)  LOAD_INPUT(1)  LOAD_INPUT(2)  LOAD_INPUT(3)
+                    LOAD_INPUT(4)  LOAD_INPUT(5)  LOAD_INPUT(6)  LOAD_INPUT(7)
+                    LOAD_INPUT(8)  LOAD_INPUT(9)  LOAD_INPUT(10) LOAD_INPUT(11)
+                    LOAD_INPUT(12) LOAD_INPUT(13) LOAD_INPUT(14) LOAD_INPUT(15)
+                    fuse_read_slot();
+                    bool waiting = meta.s_group != 0 && meta.s_released == 0;
+                    bool stale = waiting && std.ingress_global_timestamp >= meta.s_deadline;
+                    bool mine = meta.s_group == hdr.dcia.request_id && meta.s_layer
+                        == (hdr.dcia.model_id ++ hdr.dcia.model_version ++ hdr.dcia.next_layer);
+                    if (flush) {
+                        if (stale) {
+                            fusion_stats.count(FUSE_TIMED_OUT);
+                            fuse_mark_released();
+                            fuse_release();
+                        } else {
+                            fusion_stats.count(FUSE_IDLE);
+                            meta.fuse_drop = 1;
+                        }
+                    } else if (mine && (meta.s_members & meta.fuse_bit) != 0) {
+                        /* this member is already in: a retransmission */
+                        fusion_stats.count(FUSE_DUPLICATE);
+                        meta.fuse_drop = 1;
+                    } else if (mine && meta.s_released == 1) {
+                        /* its group left without it: it goes on unfused */
+                        fusion_stats.count(FUSE_LATE);
+                    } else if (mine) {
+                        fuse_max();
+                        fuse_pack_y();
+                        meta.s_members = meta.s_members | meta.fuse_bit;
+                        if (meta.s_members == (8w1 << meta.fuse_k) - 1) {
+                            fusion_stats.count(FUSE_FUSED);
+                            fuse_mark_released();
+                            fuse_release();
+                        } else {
+                            fuse_store_member();
+                        }
+                    } else if (!waiting || stale) {
+                        /* the slot is free, or its group timed out: this member takes it,
+                         * and the timed-out group leaves in this packet */
+                        fuse_store_first();
+                        if (stale) {
+                            fusion_stats.count(FUSE_TIMED_OUT);
+                            fuse_release();
+                        }
+                    } else {
+                        /* another group waits in the slot: this member goes on unfused */
+                        fusion_stats.count(FUSE_COLLISION);
+                    }
+                    if (meta.fuse_out == 1) {
+                        STORE_OUTPUT(0)  STORE_OUTPUT(1)  STORE_OUTPUT(2)  STORE_OUTPUT(3)
+                        STORE_OUTPUT(4)  STORE_OUTPUT(5)  STORE_OUTPUT(6)  STORE_OUTPUT(7)
+                        STORE_OUTPUT(8)  STORE_OUTPUT(9)  STORE_OUTPUT(10) STORE_OUTPUT(11)
+                        STORE_OUTPUT(12) STORE_OUTPUT(13) STORE_OUTPUT(14) STORE_OUTPUT(15)
+                        finish_layer();
+                        if (meta.more == 1 && meta.passes < MAX_PASSES - 1) {
+                            meta.recirculate = 1;
+                        }
+                    }
+                } else if (hdr.dcia.n_elems != meta.n_in) {
                     /* the tensor does not have the shape this layer takes */
                     mark_malformed();
                     hdr.dcia.flags = hdr.dcia.flags | FLAG_MALFORMED;
@@ -666,7 +894,7 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
             }
         }
 
-        if (meta.unauthorised == 1) {
+        if (meta.unauthorised == 1 || meta.fuse_drop == 1) {
             mark_to_drop(std);
         } else if (meta.recirculate == 1) {
             /* forwarding waits for the last pass; any real port takes it to the egress,
@@ -690,7 +918,7 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
 control DciaEgress(inout headers_t hdr, inout metadata_t meta,
                    inout standard_metadata_t std) {
     apply {
-        if (meta.unauthorised == 1) {
+        if (meta.unauthorised == 1 || meta.fuse_drop == 1) {
             mark_to_drop(std);
         } else if (meta.recirculate == 1) {
             /* compute the next layer on this switch: the packet re-enters the parser */
