@@ -314,7 +314,7 @@ def test_answers_with_each_status_are_decoded_with_its_name(pcap):
 def test_every_flag_is_shown_as_a_named_bit(pcap):
     decoded = assert_tshark_agrees_with_scapy(pcap(every_flag()))
     assert decoded[0]["fields"]["dcia.flags"][0][1] == "flags: 0x01 (RESULT)"
-    assert decoded[4]["fields"]["dcia.flags"][0][1] == "flags: 0x05 (RESULT+MALFORMED)"
+    assert decoded[len(Flag)]["fields"]["dcia.flags"][0][1] == "flags: 0x05 (RESULT+MALFORMED)"
     assert decoded[2]["experts"] == [(FLAGGED, "a switch flagged this packet MALFORMED")]
 
 
