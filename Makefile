@@ -31,10 +31,12 @@ run: setup
 cli: setup
 	$(VENV)/bin/dcia testbed cli $(RUN_ARGS)
 
-# SHELL_ARGS: options of `dcia shell`, e.g. SHELL_ARGS="--topology topologies/redundant.toml"
+# SHELL_ARGS: options of `dcia shell`, e.g. SHELL_ARGS="--topology topologies/redundant.toml";
+# the certificates of a running testbed (mutual TLS, default run directory) are used when present
 SWITCH ?= s1
+TLS_DIR ?= logs/run/tls
 shell: setup
-	$(VENV)/bin/dcia shell $(SWITCH) $(SHELL_ARGS)
+	$(VENV)/bin/dcia shell $(SWITCH) $(if $(wildcard $(TLS_DIR)/ca.pem),--tls $(TLS_DIR)) $(SHELL_ARGS)
 
 p4: setup
 	$(VENV)/bin/dcia p4 compile

@@ -49,6 +49,7 @@ from controller.planner import (
     read_layer_list,
 )
 from controller.session import PushPolicy
+from controller.pki import add_tls_argument, apply_tls_argument
 from controller.topology import Route, Topology, check_tls_files, load_topology
 from dcia.capability import NodeKind
 from dcia.errors import DciaError, IntegrityError, ModelImportError, PlanError
@@ -295,6 +296,7 @@ def configure_deploy(parser: argparse.ArgumentParser) -> None:
              "assignment, verified against the topology's trusted keys before anything is "
              "written (required where the topology says require_signed)",
     )
+    add_tls_argument(parser)
 
 
 def load_quantized(path: Path, calibration: str | None):
@@ -349,7 +351,7 @@ def _planned(args: argparse.Namespace, console: Console, topology: Topology, mod
 def run_deploy(args: argparse.Namespace, console: Console) -> int:
     from controller import integrity
 
-    topology = _topology_to_connect(args.topology)
+    topology = _topology_to_connect(args)
     if args.manifest is None and topology.security.require_signed:
         raise IntegrityError(f"topology {topology.name} requires signed deployments "
                              "([security] require_signed): give --manifest FILE (dcia sign)")
@@ -409,13 +411,14 @@ def run_sign(args: argparse.Namespace, console: Console) -> int:
 
 def configure_audit(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topology", required=True, type=Path, help="topology TOML file")
+    add_tls_argument(parser)
     parser.add_argument("--manifest", required=True, type=Path, help="the signed manifest (dcia sign)")
 
 
 def run_audit(args: argparse.Namespace, console: Console) -> int:
     from controller import integrity
 
-    topology = _topology_to_connect(args.topology)
+    topology = _topology_to_connect(args)
     manifest = integrity.signed_manifest(args.manifest, topology)
     findings, unreadable = asyncio.run(integrity.audit(manifest, topology))
     integrity.print_audit(console, manifest, findings, unreadable, list(topology.switches))
@@ -436,12 +439,13 @@ def run_keygen(args: argparse.Namespace, console: Console) -> int:
 
 def configure_undeploy(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topology", required=True, type=Path, help="topology TOML file")
+    add_tls_argument(parser)
     parser.add_argument("--model-id", required=True, type=_wire_id, help="0..65535")
     parser.add_argument("--version", required=True, type=_wire_id, help="0..65535")
 
 
 def run_undeploy(args: argparse.Namespace, console: Console) -> int:
-    topology = _topology_to_connect(args.topology)
+    topology = _topology_to_connect(args)
     target = Deployment(args.model_id, args.version, tuple(
         SwitchAssignment(endpoint_of(sw)) for sw in topology.switches.values()))
     reports = asyncio.run(session.apply(target, push=PushPolicy.NEVER))
@@ -453,9 +457,10 @@ def run_undeploy(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _topology_to_connect(path: Path) -> Topology:
-    """The topology of a command that talks to its switches: its TLS files must be there."""
-    topology = load_topology(path)
+def _topology_to_connect(args: argparse.Namespace) -> Topology:
+    """The topology of a command that talks to its switches (``--topology``, with ``--tls``
+    replacing its TLS, controller.pki): its TLS files must be there."""
+    topology = apply_tls_argument(load_topology(args.topology), args.tls)
     check_tls_files(topology)
     return topology
 
@@ -474,20 +479,15 @@ def _wire_id(text: str) -> int:
 
 def configure_routes(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topology", required=True, type=Path, help="topology TOML file")
+    add_tls_argument(parser)
     parser.add_argument(
         "--push-pipeline", choices=[p.value for p in PushPolicy], default=PushPolicy.IF_MISSING.value,
         help="load the DCIA P4 program onto switches: if-missing (default), always, never",
     )
-    parser.add_argument(
-        "--manifest", type=Path, metavar="FILE",
-        help="deploy exactly what this signed manifest covers (dcia sign): its path and "
-             "assignment, verified against the topology's trusted keys before anything is "
-             "written (required where the topology says require_signed)",
-    )
 
 
 def run_routes(args: argparse.Namespace, console: Console) -> int:
-    topology = _topology_to_connect(args.topology)
+    topology = _topology_to_connect(args)
     written = asyncio.run(session.install_routes(topology, push=PushPolicy(args.push_pipeline)))
     console.print("IPv4 routes installed: " + ", ".join(f"{name}: {n}" for name, n in written.items()))
     return 0
@@ -495,10 +495,11 @@ def run_routes(args: argparse.Namespace, console: Console) -> int:
 
 def configure_status(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topology", required=True, type=Path, help="topology TOML file")
+    add_tls_argument(parser)
 
 
 def run_status(args: argparse.Namespace, console: Console) -> int:
-    topology = _topology_to_connect(args.topology)
+    topology = _topology_to_connect(args)
 
     async def read_all():
         return await asyncio.gather(*(session.switch_status(endpoint_of(sw))

@@ -40,6 +40,7 @@ from pathlib import Path
 from rich.console import Console
 
 from controller.deployment import SwitchEndpoint
+from controller.pki import add_tls_argument, apply_tls_argument
 from controller.topology import Tls, check_tls_files, load_topology
 from dcia.artifacts import REPO, Pipeline
 from dcia.errors import DciaError
@@ -141,6 +142,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grpc", metavar="ADDR",
                         help="P4Runtime address host:port instead of the topology's")
     parser.add_argument("--device-id", type=int, help="device id instead of the topology's")
+    add_tls_argument(parser)
     parser.add_argument("--election-id", type=_election_id, default=SwitchEndpoint.election_id,
                         metavar="HIGH,LOW",
                         help=f"election id (default: the controller's, {SwitchEndpoint.election_id})")
@@ -154,7 +156,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     python = shell_python()
-    topology = load_topology(args.topology)
+    topology = apply_tls_argument(load_topology(args.topology), args.tls)
     switch = topology.switches.get(args.switch)
     if switch is None:
         raise DciaError(f"topology {topology.name} has no switch {args.switch} (it has "

@@ -57,6 +57,7 @@ from controller import session
 from controller.deployment import Deployment, SwitchAssignment, endpoint_of, from_plan
 from controller.observe import Snapshot, observe
 from controller.planner import Constraints, Forbid, Objective, Plan, evaluate, plan
+from controller.pki import add_tls_argument, apply_tls_argument
 from controller.topology import Topology, check_tls_files, load_topology
 from dcia.capability import Capability
 from dcia.errors import DciaError, IntegrityError, PlanError, PolicyError
@@ -393,6 +394,7 @@ def steering_deployment(topology: Topology, new: Plan, layers: Sequence[Layer], 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topology", required=True, type=Path, help="topology TOML file")
+    add_tls_argument(parser)
     parser.add_argument("--model", required=True, type=Path, help="saved quantized model (.json)")
     parser.add_argument("--model-id", type=int, help="model id on the wire (default: the model's)")
     parser.add_argument("--version", type=int, help="model version (default: the model's)")
@@ -432,7 +434,7 @@ def constraints_for(args: argparse.Namespace, n_layers: int) -> Constraints:
 def run(args: argparse.Namespace, console: Console) -> int:
     from dcia.model import QuantizedModel
 
-    topology = load_topology(args.topology)
+    topology = apply_tls_argument(load_topology(args.topology), args.tls)
     check_tls_files(topology)
     if topology.security.require_signed:
         raise IntegrityError(f"topology {topology.name} requires signed deployments ([security] "

@@ -25,12 +25,14 @@ from rich.table import Table
 
 from controller import entries as E
 from controller.observe import Snapshot, observe, snapshot
+from controller.pki import add_tls_argument, apply_tls_argument
 from controller.topology import Topology, check_tls_files, load_topology
 from dcia.errors import DciaError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topology", required=True, type=Path, help="topology TOML file")
+    add_tls_argument(parser)
     parser.add_argument("--interval", type=float, default=1.0,
                         help="seconds between two readings (default 1)")
     parser.add_argument("--once", action="store_true", help="print one snapshot and exit")
@@ -39,7 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     if not args.interval > 0:
         raise DciaError(f"--interval must be a positive number of seconds, not {args.interval}")
-    topology = load_topology(args.topology)
+    topology = apply_tls_argument(load_topology(args.topology), args.tls)
     check_tls_files(topology)
     if args.once:
         snap = asyncio.run(snapshot(topology, args.interval))

@@ -433,6 +433,11 @@ class _Parser:
                 f"switch {name}: grpc must be a P4Runtime address \"host:port\", like \"127.0.0.1:50001\" "
                 f"or \"[::1]:50001\", with a port 1..65535, not {grpc!r}"
             )
+        if _grpc_address(grpc)[0] in ("0.0.0.0", "::"):
+            raise TopologyError(
+                f"switch {name}: grpc {grpc} would make the P4Runtime server listen on every "
+                "interface, the data network's included; give the loopback (127.0.0.1:PORT) or "
+                "a management address")
         device_id = table.get("device_id")
         if not isinstance(device_id, int) or isinstance(device_id, bool) or device_id < 0:
             raise TopologyError(f"switch {name}: device_id must be an integer >= 0, not {device_id!r}")

@@ -291,6 +291,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="directory of the compiled program (dcia.json, dcia.p4info.txtpb)")
     parser.add_argument("--free-ports", action="store_true",
                         help="P4Runtime on free local ports instead of the topology's")
+    parser.add_argument("--plaintext", action="store_true",
+                        help="P4Runtime in plain text (default: mutual TLS, with certificates "
+                             "made at start in <run dir>/tls)")
     parser.add_argument("--clean-all", action="store_true",
                         help="first run Mininet's `mn -c` (kills every Mininet on this machine)")
 
@@ -392,9 +395,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
              zip(topology.switches, free_tcp_ports(len(topology.switches)))}
             if args.free_ports else None)
     with Testbed(topology, target=target, run_dir=args.run_dir, pcap=args.pcap, shaping=shaping,
-                 pipeline=pipeline, grpc=grpc, clean_all=args.clean_all) as bed:
+                 pipeline=pipeline, grpc=grpc, clean_all=args.clean_all,
+                 tls=not args.plaintext) as bed:
         console.print(f"network {topology.name} up: {len(topology.switches)} {target} switches, "
                       f"logs in {args.run_dir}")
+        console.print("P4Runtime: " + (f"mutual TLS on {', '.join(s.grpc for s in bed.topology.switches.values())}; "
+                                       f"dcia commands connect with --tls {bed.tls_dir}"
+                                       if bed.tls else "plain text (--plaintext)"))
         console.print(f"link delay and loss: {link_delay_text(bed.link_delay_report())}")
         loss = bed.pingall()
         if loss:
@@ -410,7 +417,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         if args.spread:  # the edge sends to the planned path's cloud; s2 steers by weight
             clouds = clouds[:1]
         if args.action == "cli":
-            return open_cli(bed, console, model_file, inputs_file, preferred, paths, clouds)
+            return open_cli(bed, console, model_file, inputs_file, preferred, paths, clouds,
+                            args.topology)
         before = bed.counters()
         schedule = Schedule(faults)
         with Progress(TextColumn("inference"), BarColumn(), MofNCompleteColumn(),
@@ -456,6 +464,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     s = summary(model, plans, topology, labels, model.float_model.predict(x), int_logits,
                 results, counters, cloud_stats, target, lost, fault_reports, args.spread,
                 link_delay)
+    s["p4runtime"] = "plaintext" if args.plaintext else "mutual TLS"
     print_summary(console, s)
     (args.run_dir / "results.json").write_text(json.dumps(
         {"summary": s, "started_at": schedule.start, "requests": [asdict(r) for r in results]},
@@ -467,7 +476,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
 
 def open_cli(bed: Testbed, console: Console, model_file: Path, inputs_file: Path, plan_: Plan,
-             paths: list[str], clouds: list[str]) -> int:
+             paths: list[str], clouds: list[str], topology_file: Path) -> int:
     from mininet.cli import CLI
     from mininet.log import setLogLevel
 
@@ -485,6 +494,8 @@ def open_cli(bed: Testbed, console: Console, model_file: Path, inputs_file: Path
         f"--edge-layers {plan_.stages[0].stop} --inputs {inputs_file} --requests 20\n"
         f"  {edge} {py} -m hosts.edge_agent ... --requests 300 > /tmp/edge.jsonl &   (then:)\n"
         f"  s2 {py} tools/dcia_sniff.py -i s2-eth1 --timeout 3\n"
+        f"and, in another terminal: dcia status --topology {topology_file}"
+        + (f" --tls {bed.tls_dir}" if bed.tls else "") + " (or make shell SWITCH=s1)\n"
         "`exit` stops everything.\n")
     setLogLevel("output")  # what the CLI's commands print
     CLI(bed.net)

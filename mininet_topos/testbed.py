@@ -45,6 +45,7 @@ import logging
 import os
 import queue
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,6 +60,7 @@ from mininet.log import setLogLevel
 from mininet.net import Mininet
 
 from controller.deployment import Deployment, SwitchAssignment, SwitchEndpoint, endpoints, from_plan
+from controller.pki import controller_tls, make_pki, server_args, with_tls
 from controller.planner import Plan
 from controller.routes import switch_routes
 from controller.secrets import Pair, host_keys, load_secrets, make_secrets
@@ -133,8 +135,11 @@ class Testbed:
     def __init__(self, topology: Topology, *, target: str = "auto", run_dir: Path = Path("logs"),
                  pcap: bool = False, shaping: Shaping = Shaping(),
                  grpc: dict[str, str] | None = None, pipeline: Pipeline | None = None,
-                 clean_all: bool = False, mininet_log: str = "warning"):
+                 clean_all: bool = False, mininet_log: str = "warning", tls: bool = True):
         self.topology = with_grpc(topology, grpc or {})
+        self.tls = tls
+        """P4Runtime over mutual TLS with certificates made at start (controller.pki); False:
+        plain text."""
         self.target = target
         self.run_dir = Path(run_dir).resolve()
         self.pcap = pcap
@@ -170,11 +175,13 @@ class Testbed:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._save_state()  # the interfaces, before Mininet makes them
         self.watchdog = start_watchdog(self.state_file, self.run_dir / "testbed-watchdog.log")
+        tls_args = self._make_pki()
         topo = DciaTopo(self.topology, target=self.target, log_dir=self.run_dir,
                         pcap_dir=self.run_dir / "pcap" if self.pcap else None,
                         bandwidth_mbps=self.shaping.bandwidth_mbps, delay_ms=self.shaping.delay_ms,
                         loss_pct=self.shaping.loss_pct, edge_cpu=self.shaping.edge_cpu,
-                        json_path=self.pipeline.bmv2_json, link_delay=self.shaping.link_delay)
+                        json_path=self.pipeline.bmv2_json, link_delay=self.shaping.link_delay,
+                        tls_args=tls_args)
         self.link_delays = topo.link_delays
         self.net = Mininet(topo=topo, controller=None, build=False, autoSetMacs=False,
                            autoStaticArp=False, waitConnected=False)
@@ -189,6 +196,24 @@ class Testbed:
             self.stop()
             raise
         return self
+
+    @property
+    def tls_dir(self) -> Path:
+        """The PKI of this run (controller.pki): what ``dcia ... --tls`` takes."""
+        return self.run_dir / "tls"
+
+    def _make_pki(self) -> dict[str, tuple[str, ...]]:
+        """With ``tls``: new certificates in ``tls_dir``, the controller's side set on every
+        switch of the topology; returns each switch's server options. Without: no PKI (an
+        old one is removed, so that nothing offers certificates no switch asks for)."""
+        shutil.rmtree(self.tls_dir, ignore_errors=True)
+        if not self.tls:
+            return {}
+        if any(s.tls is not None for s in self.topology.switches.values()):
+            log.warning("the testbed makes its own certificates; the topology's tls is not used")
+        make_pki(self.tls_dir, {name: s.grpc for name, s in self.topology.switches.items()})
+        self.topology = with_tls(self.topology, controller_tls(self.tls_dir))
+        return {name: server_args(self.tls_dir, name) for name in self.topology.switches}
 
     def stop(self) -> None:
         """Stop host programs, switch processes and the network; remove the state file.
@@ -209,6 +234,7 @@ class Testbed:
                     log.exception("Mininet did not stop cleanly")
                 self.net = None
             clean_stale(self.topology, self.state_file)
+            shutil.rmtree(self.tls_dir, ignore_errors=True)  # no switch takes them any more
             if self.watchdog is not None:  # nothing left for it to do
                 _stop_process(self.watchdog)
                 self.watchdog = None

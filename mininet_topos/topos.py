@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import logging
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from mininet.link import TCLink
@@ -72,11 +73,13 @@ class DciaTopo(Topo):
               target: str = "auto", log_dir: str | Path = "logs", pcap_dir: str | Path | None = None,
               bandwidth_mbps: float | None = None, delay_ms: float | None = None,
               loss_pct: float | None = None, edge_cpu: float | None = None,
-              json_path: str | Path | None = None, link_delay: str = "auto") -> None:
+              json_path: str | Path | None = None, link_delay: str = "auto",
+              tls_args: Mapping[str, tuple[str, ...]] | None = None) -> None:
         """``bandwidth_mbps``, ``delay_ms``, ``loss_pct``: override every link's value;
         ``edge_cpu``: the edge hosts' share of the machine's CPU (CPULimitedHost);
         ``json_path``: another compiled program than p4src/build/dcia.json;
-        ``link_delay``: one of LINK_DELAYS (the delay lines log to ``log_dir``)."""
+        ``link_delay``: one of LINK_DELAYS (the delay lines log to ``log_dir``);
+        ``tls_args``: per switch, simple_switch_grpc's TLS options (controller.pki)."""
         if not isinstance(topology, Topology):
             topology = load_topology(topology or self.topology_file)
         self.topology = topology
@@ -90,7 +93,8 @@ class DciaTopo(Topo):
         switch_cls = functools.partial(P4Switch, target=target, log_dir=log_dir, pcap_dir=pcap_dir,
                                        json_path=json_path)
         for name, switch in topology.switches.items():
-            self.addSwitch(name, cls=switch_cls, grpc=switch.grpc, device_id=switch.device_id)
+            self.addSwitch(name, cls=switch_cls, grpc=switch.grpc, device_id=switch.device_id,
+                           tls_args=(tls_args or {}).get(name, ()))
         self.link_delays: dict[str, str] = {}
         """``A-B`` -> what the link got for its delay and loss (NETEM, DELAY_LINE, UNSHAPED, DROPPED)."""
         for link in topology.links:

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -101,3 +102,21 @@ def test_prometheus_sees_the_same_numbers(model, digits, cloud):
 def test_an_endpoint_that_is_not_there_is_one_line():
     with pytest.raises(MetricsError, match=r"^no metrics at http://127\.0\.0\.1:\d+/capability\.json"):
         fetch(f"127.0.0.1:{free_tcp_port()}", timeout=1)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_the_metric_endpoint_is_read_only(method):
+    """Nothing can be written through a metric agent (issue 13, item 5): every method but
+    GET is refused and the record served stays what the agent says."""
+    from dcia.capability import Capability
+    from dcia.metrics import MetricsEndpoint
+
+    record = Capability.nominal("c", "cloud", load=0.25)
+    with MetricsEndpoint(lambda: (record, {"requests": 3})) as endpoint:
+        url = f"http://{endpoint.address}/capability.json"
+        req = urllib.request.Request(url, data=b'{"load": 0}', method=method)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=5)
+        assert refused.value.code == 501
+        served, counters = fetch(endpoint.address)
+        assert served.load == 0.25 and counters["requests"] == 3
