@@ -52,6 +52,11 @@ edge–cloud pair) every request is sealed end to end to the cloud it goes to (A
 flag ``ENCRYPTED``: no switch computes on it or can read it) and only a sealed answer that
 authenticates with that cloud's key is taken (or a plain ``BAD_SEAL`` error: the cloud could
 not open the request); anything else is a stray. Path probes carry no data and stay plain.
+
+With ``--local`` (only with ``--edge-layers`` equal to the model's length) nothing is sent:
+the agent computes every layer and answers itself, ``answered_by`` ``local``. That is edge-only
+inference (the evaluation's baseline, evaluation.strategies); its latency is the edge's
+compute time plus the agent's own bookkeeping, measured as for every other request.
 """
 
 from __future__ import annotations
@@ -78,6 +83,9 @@ from dcia.wire import DCIA_UDP_PORT, Flag, Status, is_answer, malformation, peek
 from hosts import messages
 
 log = logging.getLogger(__name__)
+
+LOCAL = "local"
+"""``answered_by`` of a request the edge answered itself (``local``)."""
 
 FINISHED_KEPT = 4096
 """Finished requests remembered, so that a late second answer counts as a duplicate."""
@@ -194,9 +202,14 @@ class EdgeAgent:
                  window: int = 16, rate: float | None = None, no_offload: bool = False,
                  seed: int | None = None, answerers: tuple[str, ...] = (),
                  give_up_after: int | None = None, path_probe_s: float | None = None,
-                 keys: TensorKeys | None = None):
+                 keys: TensorKeys | None = None, local: bool = False):
         if not 0 <= edge_layers <= len(model.layers):
             raise ValueError(f"edge_layers must be in 0..{len(model.layers)}, got {edge_layers}")
+        if local and edge_layers != len(model.layers):
+            raise ValueError(f"answering locally needs every layer on the edge (edge_layers "
+                             f"{len(model.layers)}), got {edge_layers}")
+        self.local = local
+        """Answer every request here, sending nothing (edge-only inference)."""
         clouds = [clouds] if isinstance(clouds, str) else list(clouds)
         if not clouds or len(set(clouds)) != len(clouds):
             raise ValueError(f"give one or more different cloud addresses, got {clouds}")
@@ -321,6 +334,12 @@ class EdgeAgent:
         self.counts["requests"] += 1
         self.counts["edge_seconds"] += time.perf_counter() - started
         rid = self._new_request_id()
+        if self.local:
+            self.counts["answered"] += 1
+            logits = activation.tolist()
+            return RequestResult(index, rid, int(np.argmax(logits)), logits,
+                                 time.perf_counter() - started, 0, 0, self.edge_layers, "ok",
+                                 answered_by=LOCAL, sent_at=sent_at, ended_at=time.time())
         plain = messages.tensor_request(
             model_id=self.model.model_id, version=self.model.version, request_id=rid,
             next_layer=self.edge_layers, elems=activation.tolist(),
@@ -532,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="abandon the rest after N requests in a row timed out "
                              "(default: the window; 0: never)")
     parser.add_argument("--no-offload", action="store_true", help="forbid switches to compute")
+    parser.add_argument("--local", action="store_true",
+                        help="compute every layer here and answer without sending (edge-only "
+                             "inference; needs --edge-layers equal to the model's length)")
     parser.add_argument("--port", type=int, default=DCIA_UDP_PORT, help="the clouds' UDP port")
     parser.add_argument("--local-port", type=int, default=DCIA_UDP_PORT,
                         help="UDP port to send from and receive answers on")
@@ -559,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
                           failover=failover, window=args.window, rate=args.rate,
                           no_offload=args.no_offload, give_up_after=args.give_up_after,
                           answerers=tuple(args.answerer), path_probe_s=args.path_probes,
-                          keys=keys)
+                          keys=keys, local=args.local)
     except (ValueError, SealError) as exc:
         parser.error(str(exc))
 

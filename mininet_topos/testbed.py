@@ -419,7 +419,8 @@ class Testbed:
                  requests: int | None = None, window: int = 16, timeout: float = 1.0,
                  attempts: int = 5, rate: float | None = None,
                  failover: FailoverPolicy = FailoverPolicy(), schedule: Schedule | None = None,
-                 on_result: Callable[[RequestResult], None] | None = None) -> list[RequestResult]:
+                 on_result: Callable[[RequestResult], None] | None = None,
+                 local: bool = False) -> list[RequestResult]:
         """Run hosts.edge_agent in the edge host of ``path`` until every request is answered
         or given up; it sends to ``clouds`` (addresses, most preferred first; default: the
         cloud's address on that path) and fails over between them; it also takes answers
@@ -430,7 +431,10 @@ class Testbed:
         (its first result carries it); they run in this thread, between results.
 
         One result per input, always: should the agent itself die, the inputs it had not
-        reported get the status ``lost`` and the edge host is in ``lost_nodes``."""
+        reported get the status ``lost`` and the edge host is in ``lost_nodes``.
+
+        ``local``: the agent computes every layer and answers itself, sending nothing
+        (edge-only inference; ``edge_layers`` must be the model's length)."""
         host = self.edge_host(path)
         clouds = list(clouds or [self.address(self.cloud_host(path), path)])
         argv = [sys.executable, "-m", "hosts.edge_agent", "--model", str(model_file),
@@ -443,6 +447,8 @@ class Testbed:
             argv += ["--requests", str(requests)]
         if rate is not None:
             argv += ["--rate", str(rate)]
+        if local:
+            argv.append("--local")
         if QuantizedModel.load(model_file).model_id in self.topology.policy.sealed_models:
             argv += ["--tensor-keys", str(self.tensor_keys(host))]
         log_file = self.run_dir / f"{host}-edge.log"
