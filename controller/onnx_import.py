@@ -21,7 +21,13 @@ initializer or a Constant node). Operators become layers like this:
 * Relu: the activation of the layer before;
 * Gather of a constant table by the input id: an embedding layer (the first layer only);
 * Flatten, Reshape, Squeeze, Unsqueeze of a single vector, Identity, Cast, Dropout: nothing;
-* Softmax, ArgMax: the model's output kind; only shape operators may follow them.
+* Softmax, ArgMax: the model's output kind; only shape operators may follow them;
+* Max of K computed tensors (2 .. 8), each the output of one dense layer (MatMul or Gemm,
+  Add, Relu) on a graph input of its own, with one bias shared by all: the views of K
+  sensors fused into one (their element-wise maximum). It becomes a dense layer over the
+  K inputs side by side (the view of input ``k`` in columns ``k*w .. (k+1)*w``) and a
+  fusion layer of K members: each member fills its own view and leaves the others zero,
+  so the dense layer computes exactly that view's branch (docs/arithmetic.md, fusion).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from dcia.model import (
     FloatDense,
     FloatElementwise,
     FloatEmbedding,
+    FloatFusion,
     FloatLayer,
     FloatModel,
     non_finite,
@@ -47,6 +54,7 @@ from dcia.model import (
     with_relu,
 )
 from dcia.errors import ModelImportError, ParameterRangeError
+from dcia.wire import MAX_FUSION_MEMBERS
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,7 @@ SUPPORTED = frozenset(
         "Mul",
         "Div",
         "ai.onnx.ml.Scaler",
+        "Max",
     }
     | SHAPE_OPS
 )
@@ -97,8 +106,13 @@ def import_onnx(
     graph = model.graph
     if name is None:
         name = Path(source).stem if isinstance(source, (str, Path)) else graph.name or "model"
-    chain = _trace(graph, _output_name(graph, output))
-    builder = _ChainBuilder(_input_width(graph, chain[0][0]))
+    chain, fusion = _trace(graph, _output_name(graph, output))
+    if fusion is None:
+        builder = _ChainBuilder(_input_width(graph, chain[0][0]))
+    else:
+        builder = _ChainBuilder(None)
+        for layer in _fused_views(graph, fusion):
+            builder._append(layer)
     for node, data_index, consts in chain:
         builder.add(node, data_index, consts)
     if not builder.layers:
@@ -186,8 +200,10 @@ Link = tuple[onnx.NodeProto, int, dict[int, np.ndarray]]
 """A node of the chain, the position of its computed input and its constant inputs."""
 
 
-def _trace(graph: onnx.GraphProto, output: str) -> list[Link]:
-    """The nodes from the graph input to ``output``, checking that they form one chain."""
+def _trace(graph: onnx.GraphProto, output: str) -> tuple[list[Link], onnx.NodeProto | None]:
+    """The nodes from the graph input to ``output``, checking that they form one chain,
+    and the Max node that fuses several views (None: the chain starts at the graph input;
+    otherwise it starts after that node)."""
     constants = _constants(graph)
     producer = {out: node for node in graph.node for out in node.output}
     inputs = {i.name for i in graph.input} - constants.keys()
@@ -207,6 +223,9 @@ def _trace(graph: onnx.GraphProto, output: str) -> list[Link]:
                 f"{HINTS.get(op, '')}supported: {', '.join(sorted(SUPPORTED))}"
             )
         computed = [(k, v) for k, v in enumerate(node.input) if v and v not in constants]
+        if op == "Max" and len(computed) > 1 and len(computed) == len(node.input):
+            chain.reverse()
+            return chain, node
         if len(computed) != 1:
             names = ", ".join(v for _, v in computed) or "none"
             raise ModelImportError(
@@ -225,7 +244,45 @@ def _trace(graph: onnx.GraphProto, output: str) -> list[Link]:
     chain.reverse()
     if not chain:
         raise ModelImportError(f"model output {output!r} is its input: there is nothing to compute")
-    return chain
+    return chain, None
+
+
+def _fused_views(graph: onnx.GraphProto, node: onnx.NodeProto) -> list[FloatLayer]:
+    """The layers of K views fused by the Max ``node``: one dense layer over the views side
+    by side, then a fusion layer of K members (see the module's docstring)."""
+    label = f"model node {_node_label(node)} (Max)"
+    if len(node.input) > MAX_FUSION_MEMBERS:
+        raise ModelImportError(f"{label} fuses {len(node.input)} views; at most "
+                               f"{MAX_FUSION_MEMBERS} can be fused")
+    branches: list[FloatDense] = []
+    sources: list[str] = []
+    for value in node.input:
+        chain, nested = _trace(graph, value)
+        if nested is not None:
+            raise ModelImportError(f"{label}: view {value!r} is itself a fusion; DCIA fuses once")
+        builder = _ChainBuilder(_input_width(graph, chain[0][0]))
+        for link in chain:
+            builder.add(*link)
+        if len(builder.layers) != 1 or not isinstance(builder.layers[0], FloatDense) \
+                or builder.output != "logits":
+            raise ModelImportError(
+                f"{label}: view {value!r} must be one dense layer (MatMul or Gemm, Add, Relu) on "
+                f"a graph input; it is {', '.join(str(l.kind) for l in builder.layers) or 'nothing'}")
+        branches.append(builder.layers[0])
+        sources.append(next(v for v in chain[0][0].input if v in {i.name for i in graph.input}))
+    first = branches[0]
+    if len(set(sources)) != len(sources):
+        raise ModelImportError(f"{label}: two views read the same graph input; each view is "
+                               "one sensor's input")
+    for k, branch in enumerate(branches[1:], start=1):
+        if branch.n_out != first.n_out or branch.relu != first.relu:
+            raise ModelImportError(f"{label}: view {k} has {branch.n_out} outputs (ReLU "
+                                   f"{branch.relu}), view 0 {first.n_out} (ReLU {first.relu})")
+        if not np.allclose(branch.bias, first.bias, rtol=1e-6, atol=1e-9):
+            raise ModelImportError(f"{label}: view {k} has another bias than view 0; the views "
+                                   "of a fusion share one bias (one Add initializer)")
+    weights = np.hstack([b.weights for b in branches])
+    return [FloatDense(weights, first.bias, first.relu), FloatFusion(first.n_out, len(branches))]
 
 
 def operator(node: onnx.NodeProto) -> str:
@@ -265,6 +322,7 @@ class _ChainBuilder:
             "Flatten": self._flatten,
             "Reshape": self._reshape,
             "Cast": self._cast,
+            "Max": self._max,
         }
 
     def add(self, node: onnx.NodeProto, data_index: int, consts: dict[int, np.ndarray]) -> None:
@@ -401,6 +459,10 @@ class _ChainBuilder:
         if self._attr("axis", 1 if node.op_type == "ArgMax" else -1) not in (1, -1):
             raise self._error("must work on the feature axis (1 or -1)")
         self.output = node.op_type.lower()
+
+    def _max(self, node, data_index, consts) -> None:
+        raise self._error("takes the maximum with a constant; DCIA imports Max only as the "
+                          "fusion of several views, each a computed tensor")
 
     def _cast(self, node, data_index, consts) -> None:
         # A cast to an integer type is an id (before an embedding) or a class (after ArgMax).

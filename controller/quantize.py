@@ -42,6 +42,7 @@ from dcia.model import (
     FloatDense,
     FloatElementwise,
     FloatEmbedding,
+    FloatFusion,
     FloatLayer,
     FloatModel,
     QuantizedModel,
@@ -52,7 +53,7 @@ from dcia import arithmetic
 from dcia.arithmetic import Activation
 from dcia.errors import CalibrationError, ParameterRangeError
 from dcia.capability import DCIA_PROGRAM
-from dcia.layers import DenseLayer, ElementwiseLayer, EmbeddingLayer, Layer
+from dcia.layers import DenseLayer, ElementwiseLayer, EmbeddingLayer, FusionLayer, Layer
 
 log = logging.getLogger(__name__)
 
@@ -178,15 +179,30 @@ def _first_line(e: BaseException) -> str:
 
 
 def calibrate(
-    model: FloatModel, samples: np.ndarray, method: Method = "max", percentile: float = 99.99
+    model: FloatModel, samples: np.ndarray, method: Method = "max", percentile: float = 99.99,
+    groups: np.ndarray | None = None,
 ) -> list[float]:
-    """The int8 scale of the input and of each layer's output, from float activations."""
+    """The int8 scale of the input and of each layer's output, from float activations.
+
+    A fusion layer's output has its input's scale (the maximum needs no requantization).
+    With ``groups`` (rows of sample indices, each row the members of one fusion group) the
+    layers after a fusion layer are calibrated on the fused tensors of those groups, as
+    they will see them; without, on each sample as a group of one.
+    """
     samples = check_calibration(model, samples)
     if method not in ("max", "percentile"):
         raise ParameterRangeError(f"calibration method {method!r} is not 'max' or 'percentile'")
+    if groups is not None:
+        groups = np.asarray(groups, dtype=np.int64)
+        if groups.ndim != 2 or not groups.size or groups.min() < 0 or groups.max() >= len(samples):
+            raise CalibrationError(f"calibration groups must be rows of sample indices in "
+                                   f"0..{len(samples) - 1}, got shape {groups.shape}")
     acts = [samples]
     with np.errstate(over="ignore", invalid="ignore"):
-        for i in range(len(model.layers)):
+        for i, layer in enumerate(model.layers):
+            if isinstance(layer, FloatFusion) and groups is not None:
+                acts.append(acts[-1][groups].max(axis=1))
+                continue
             acts.append(model.forward(acts[-1], start=i, stop=i + 1))
             if not np.isfinite(acts[-1]).all():
                 raise CalibrationError(
@@ -201,6 +217,9 @@ def calibrate(
         mag = np.abs(a.astype(np.float64))
         amax = float(mag.max() if method == "max" else np.percentile(mag, percentile))
         scales.append(amax / arithmetic.INT8_MAX if amax > 0 else 1.0)
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, FloatFusion):
+            scales[i + 1] = scales[i]
     return scales
 
 
@@ -212,18 +231,28 @@ def quantize(
     version: int = 1,
     method: Method = "max",
     percentile: float = 99.99,
+    groups: np.ndarray | None = None,
+    fusion_timeout_us: int | None = None,
 ) -> QuantizedModel:
-    """Quantize ``model`` to int8, calibrating activation scales on ``samples``."""
+    """Quantize ``model`` to int8, calibrating activation scales on ``samples``.
+
+    A fusion layer becomes a ``FusionLayer`` with ``fusion_timeout_us`` (default: its
+    record's); ``groups`` calibrates the layers after it on fused samples (``calibrate``).
+    """
     aligned = prepare(model)
     samples = check_calibration(aligned, samples)
-    scales = calibrate(aligned, samples, method, percentile)
+    scales = calibrate(aligned, samples, method, percentile, groups)
     if isinstance(aligned.layers[0], FloatEmbedding):
         scales[1] = _embedding_scale(aligned.layers[0])
     layers = [
         _quantize_layer(layer, scales[i], scales[i + 1], i)
+        if not isinstance(layer, FloatFusion) else
+        FusionLayer(layer.n, layer.members, *(() if fusion_timeout_us is None else (fusion_timeout_us,)))
         for i, layer in enumerate(aligned.layers)
     ]
     how = "max-abs" if method == "max" else f"{percentile}th percentile of |activation|"
+    if groups is not None:
+        how += f", fused over {len(groups)} groups"
     qm = QuantizedModel(
         model.name,
         model_id,

@@ -307,6 +307,36 @@ class FloatModel:
         """Class indices: the arg max of the last layer."""
         return self.forward(x).argmax(axis=1)
 
+    @property
+    def fusion_index(self) -> int | None:
+        return fusion_index(self.layers)
+
+    def forward_group(self, members: Sequence[np.ndarray]) -> np.ndarray:
+        """The model on fusion groups: ``members[k]`` is the batch of member ``k``'s inputs
+        (the members present; one batch is a group of one); each member runs up to the
+        fusion layer, which fuses them, and the rest runs on the fused batch."""
+        f = _need_fusion(self.fusion_index, self.name)
+        fused = self.layers[f].fuse([self.forward(x, 0, f) for x in members])
+        return self.forward(fused, f + 1)
+
+
+def fusion_index(layers: Sequence[Any]) -> int | None:
+    """The index of the one fusion layer in ``layers`` (None when there is none).
+
+    >>> fusion_index([FloatDense(np.eye(2), np.zeros(2)), FloatFusion(2, 2)])
+    1
+    """
+    found = [i for i, layer in enumerate(layers) if layer.kind is LayerKind.FUSION]
+    if len(found) > 1:
+        raise ParameterRangeError(f"layers {found} are fusion layers; a model fuses once")
+    return found[0] if found else None
+
+
+def _need_fusion(index: int | None, name: str) -> int:
+    if index is None:
+        raise ParameterRangeError(f"model {name!r} has no fusion layer; run it on single inputs")
+    return index
+
 
 # --------------------------------------------------------------- quantized model --
 
@@ -409,6 +439,18 @@ class QuantizedModel:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class indices of float inputs, every layer in integer arithmetic."""
         return self.forward_int(self.quantize_input(x)).argmax(axis=1)
+
+    @property
+    def fusion_index(self) -> int | None:
+        return fusion_index(self.layers)
+
+    def forward_int_group(self, members: Sequence[np.ndarray]) -> np.ndarray:
+        """The integer reference on fusion groups: ``members[k]`` is the int8 batch (2-D)
+        of member ``k``'s inputs, the members present; what edge, switch and cloud compute
+        together for those groups (``FloatModel.forward_group`` in integers)."""
+        f = _need_fusion(self.fusion_index, self.name)
+        fused = np.maximum.reduce([self.forward_int(np.asarray(x), 0, f + 1) for x in members])
+        return self.forward_int(fused, f + 1)
 
     # ----------------------------------------------------------- file format --
 
