@@ -26,6 +26,11 @@ tensors (``ENCRYPTED``) from those edges and seals its answers to them with the 
 a sealed tensor it cannot open (no key for its source, a tag that does not verify) gets a
 plain ``ERROR`` answer with status ``BAD_SEAL``, as does a plain tensor of a model named
 with ``--sealed-model`` (the policy's ``sealed_models``: it must never travel in the clear).
+
+Fusion members and fused tensors (``FUSE``, ``FUSED``) of a model with a fusion layer go
+to its join (hosts.fusion.FusionJoin): each group is answered once, to every member
+(``--fusion-member ADDRESS``, member 0 first), completed here from what the network
+passed on unfused, or after ``--fusion-wait`` from the members present.
 """
 
 from __future__ import annotations
@@ -51,8 +56,19 @@ from dcia.capability import Capability
 from dcia.metrics import MetricsEndpoint
 from dcia.model import QuantizedModel
 from dcia.sealing import SealError, TensorKeys, is_sealed
-from dcia.wire import DCIA_UDP_PORT, Flag, Status, decode, is_answer, malformation, peek
+from dcia.wire import (
+    DCIA_UDP_PORT,
+    FLUSH_MEMBER,
+    Flag,
+    Status,
+    decode,
+    fusion_member,
+    is_answer,
+    malformation,
+    peek,
+)
 from hosts import messages
+from hosts.fusion import FUSION_FLAGS, FusionJoin
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +100,8 @@ class CloudStats:
     """Time spent computing answers (not waiting for datagrams)."""
     arrivals: Counter = field(default_factory=Counter)
     errors_by_status: Counter = field(default_factory=Counter)
+    fusion: dict = field(default_factory=dict)
+    """The fusion join's counters (hosts.fusion.FusionJoin.stats), when a group came."""
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -114,8 +132,11 @@ class CloudServer:
 
     def __init__(self, models: Iterable[QuantizedModel], cache_size: int = CACHE_SIZE,
                  tenants: Mapping[int, Iterable[str]] | None = None,
-                 keys: TensorKeys | None = None, sealed_models: Iterable[int] = ()):
+                 keys: TensorKeys | None = None, sealed_models: Iterable[int] = (),
+                 fusion_members: Iterable[str] = (), fusion_wait_s: float | None = None):
         self.models = {(m.model_id, m.version): m for m in models}
+        self.join = FusionJoin(list(fusion_members), wait_s=fusion_wait_s)
+        """Fusion groups being completed here, and the answers of the last ones."""
         self.tenants = {model_id: tuple(ipaddress.IPv4Network(p, strict=False) for p in prefixes)
                         for model_id, prefixes in (tenants or {}).items()}
         """Model id -> the source prefixes that may use it (the policy's tenants); models
@@ -162,6 +183,62 @@ class CloudServer:
         if len(self.cache) > self.cache_size:
             self.cache.popitem(last=False)
         return answer
+
+    def respond(self, payload: bytes, source: Source, now: float) -> list[tuple[bytes, Source]]:
+        """The answers to one datagram and where each goes: ``handle``'s answer to the
+        source, or for a fusion packet what the join says (nothing yet, or a group's answer
+        to every member)."""
+        model = self._fusion_model(payload, source)
+        if model is None:
+            answer = self.handle(payload, source)
+            return [] if answer is None else [(answer, source)]
+        started = time.perf_counter()
+        msg = decode(payload)
+        self.stats.requests += 1
+        self.stats.arrivals[msg.next_layer] += 1
+        before = self.join.layers_computed
+        out = self.join.offer(model, msg, source, now)
+        self._fusion_done(started, before, out)
+        return out
+
+    def expire(self, now: float) -> list[tuple[bytes, Source]]:
+        """The answers of fusion groups whose wait here is over."""
+        started, before = time.perf_counter(), self.join.layers_computed
+        out = self.join.expire(self.models, now)
+        if out:
+            self._fusion_done(started, before, out)
+        return out
+
+    def _fusion_done(self, started: float, before: int, out: list) -> None:
+        with self._lock:
+            self.stats.busy_s += time.perf_counter() - started
+            self.stats.layers_computed += self.join.layers_computed - before
+            self.stats.answered += len({peek(a).request_id for a, _ in out})
+            self.stats.fusion = {k: v for k, v in self.join.stats.items()}
+
+    def _fusion_model(self, payload: bytes, source: Source) -> QuantizedModel | None:
+        """The model of a plain, well-formed fusion packet of a model with a fusion layer
+        (a member before the fusion, a flush, a fused tensor after it); None for anything
+        else, which ``handle`` answers as any request."""
+        if is_answer(payload) or malformation(payload) is not None:
+            return None
+        head = peek(payload)
+        flags = int(head.flags)
+        if not flags & FUSION_FLAGS or flags & (Flag.MALFORMED | Flag.ENCRYPTED):
+            return None
+        model = self.models.get((head.model_id, head.model_version))
+        f = None if model is None else model.fusion_index
+        if f is None or not self.allowed(head.model_id, source[0]):
+            return None
+        start = head.next_layer
+        if flags & Flag.FUSED:
+            fits = f < start <= len(model.layers)
+        else:
+            fits = start <= f
+        size = model.layers[0].n_in if start == 0 else model.layers[min(start, len(model.layers)) - 1].n_out
+        flush = (not flags & Flag.FUSED and start == f and head.n_elems == 0
+                 and fusion_member(head.reserved)[0] == FLUSH_MEMBER)
+        return model if fits and (head.n_elems == size or flush) else None
 
     def capability(self, name: str) -> tuple[Capability, dict[str, float]]:
         """This server's record now and its counters (a dcia.metrics snapshot).
@@ -243,25 +320,29 @@ class CloudServer:
 
 
 def serve(server: CloudServer, sock: socket.socket, stop: list[bool]) -> None:
-    """Answer datagrams on ``sock`` until ``stop[0]`` is set (checked every 0.2 s)."""
-    sock.settimeout(0.2)
+    """Answer datagrams on ``sock`` until ``stop[0]`` is set (checked every 0.2 s), and the
+    fusion groups whose wait is over when it is."""
     while not stop[0]:
+        deadline = server.join.next_deadline()
+        wait = 0.2 if deadline is None else min(0.2, max(0.0, deadline - time.monotonic()))
+        sock.settimeout(wait or 0.0005)
+        out: list[tuple[bytes, Source]] = []
         try:
             payload, source = sock.recvfrom(65535)
+            out = server.respond(payload, source, time.monotonic())
         except (TimeoutError, InterruptedError):
-            continue
+            pass
         except OSError as exc:  # e.g. an ICMP error of an earlier answer, reported here
             log.debug("receive: %s", exc)
-            continue
-        answer = server.handle(payload, source)
-        if answer is None:
-            continue
-        try:
-            sock.sendto(answer, source)
-        except OSError as exc:
-            server.stats.send_errors += 1
-            log.warning("cannot answer request %d to %s:%d: %s", peek(answer).request_id,
-                        source[0], source[1], exc)
+        if deadline is not None:
+            out += server.expire(time.monotonic())
+        for answer, destination in out:
+            try:
+                sock.sendto(answer, destination)
+            except OSError as exc:
+                server.stats.send_errors += 1
+                log.warning("cannot answer request %d to %s:%d: %s", peek(answer).request_id,
+                            destination[0], destination[1], exc)
 
 
 def _tenant(text: str) -> tuple[int, list[str]]:
@@ -300,6 +381,12 @@ def main(argv: list[str] | None = None) -> int:
                              "(JSON: edge address -> hex AES-256 key, dcia.sealing)")
     parser.add_argument("--sealed-model", type=int, action="append", default=[], metavar="MODEL",
                         help="answer this model only when its tensors come sealed; repeatable")
+    parser.add_argument("--fusion-member", action="append", default=[], metavar="ADDRESS",
+                        help="the address of fusion member 0, 1, ... (repeat in member order): "
+                             "every group's answer goes to each of them")
+    parser.add_argument("--fusion-wait", type=float, metavar="SECONDS",
+                        help="how long a group waits here for its missing members "
+                             "(default: the fusion layer's timeout)")
     parser.add_argument("--name", default="cloud", help="the node's name in its record")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -315,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sealed_model and keys is None:
         parser.error("--sealed-model needs --tensor-keys: no sealed tensor could be opened")
     server = CloudServer([QuantizedModel.load(p) for p in args.model], args.cache, tenants,
-                         keys, args.sealed_model)
+                         keys, args.sealed_model, args.fusion_member, args.fusion_wait)
     stop = [False]
 
     def request_stop(signum, frame):

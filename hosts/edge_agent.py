@@ -57,6 +57,13 @@ With ``--local`` (only with ``--edge-layers`` equal to the model's length) nothi
 the agent computes every layer and answers itself, ``answered_by`` ``local``. That is edge-only
 inference (the evaluation's baseline, evaluation.strategies); its latency is the edge's
 compute time plus the agent's own bookkeeping, measured as for every other request.
+
+With ``--fusion-member M`` it is member ``M`` of fusion groups (hosts.fusion): it computes
+the layers before the model's fusion layer, and its input ``i`` goes out with ``FUSE`` as
+member ``M`` of group ``1 + i`` (or the ids of ``--group-ids``), the group id being its
+request id. Before each retry it sends a flush of its group's slot, which releases the
+group from a switch that still holds it past its timeout. The answer is the group's: its
+``reserved`` byte (``RequestResult.fused``) says whose tensors it was made of.
 """
 
 from __future__ import annotations
@@ -81,6 +88,7 @@ from dcia.model import QuantizedModel
 from dcia.sealing import SealError, TensorKeys, is_sealed
 from dcia.wire import DCIA_UDP_PORT, Flag, Status, is_answer, malformation, peek
 from hosts import messages
+from hosts.fusion import FusionMember, flush_request, member_request
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +127,8 @@ class RequestResult:
     """Wall-clock time (``time.time()``) of the first send."""
     ended_at: float = 0.0
     """Wall-clock time the answer arrived (or the request was given up)."""
+    fused: int = 0
+    """For a fusion member: the bitmap of the members the group's answer was made of."""
 
     @property
     def ok(self) -> bool:
@@ -202,7 +212,8 @@ class EdgeAgent:
                  window: int = 16, rate: float | None = None, no_offload: bool = False,
                  seed: int | None = None, answerers: tuple[str, ...] = (),
                  give_up_after: int | None = None, path_probe_s: float | None = None,
-                 keys: TensorKeys | None = None, local: bool = False):
+                 keys: TensorKeys | None = None, local: bool = False,
+                 fusion: FusionMember | None = None):
         if not 0 <= edge_layers <= len(model.layers):
             raise ValueError(f"edge_layers must be in 0..{len(model.layers)}, got {edge_layers}")
         if local and edge_layers != len(model.layers):
@@ -221,6 +232,12 @@ class EdgeAgent:
         if unkeyed:
             raise ValueError(f"no tensor key for {', '.join(unkeyed)}: every cloud must have one "
                              "to seal requests to it")
+        if fusion is not None and (model.fusion_index is None or edge_layers != model.fusion_index
+                                   or not 0 <= fusion.member < model.layers[model.fusion_index].members):
+            raise ValueError(f"a fusion member computes the layers before the model's fusion "
+                             f"layer ({model.fusion_index}) and has an index below its group size")
+        self.fusion = fusion
+        """This agent's part in fusion groups (None: plain requests)."""
         self.keys = keys
         """Cloud address -> key: requests are sealed to their cloud (None: plain)."""
         self.model, self.clouds, self.port = model, clouds, port
@@ -251,6 +268,7 @@ class EdgeAgent:
         self.counts = {"requests": 0, "answered": 0, "errors": 0, "unanswered": 0,
                        "sends": 0, "probes": 0, "path_probes": 0, "retried": 0, "redirected": 0,
                        "failovers": 0, "recoveries": 0, "sealed": 0, "seal_failures": 0,
+                       "flushes": 0,
                        "edge_seconds": 0.0, "seal_seconds": 0.0, "answer_seconds": 0.0,
                        **{answered_key(c): 0 for c in clouds}}
         """Totals for the metric agent (``capability``); ``answered_by_<address>``: answers
@@ -333,7 +351,7 @@ class EdgeAgent:
         activation = self.model.forward_int(np.asarray(x, dtype=np.int64), 0, self.edge_layers)
         self.counts["requests"] += 1
         self.counts["edge_seconds"] += time.perf_counter() - started
-        rid = self._new_request_id()
+        rid = self._new_request_id() if self.fusion is None else self.fusion.group(index)
         if self.local:
             self.counts["answered"] += 1
             logits = activation.tolist()
@@ -343,7 +361,9 @@ class EdgeAgent:
         plain = messages.tensor_request(
             model_id=self.model.model_id, version=self.model.version, request_id=rid,
             next_layer=self.edge_layers, elems=activation.tolist(),
-            flags=Flag.NO_OFFLOAD if self.no_offload else 0)
+            flags=Flag.NO_OFFLOAD if self.no_offload else 0) if self.fusion is None else (
+            member_request(self.model, group=rid, member=self.fusion.member,
+                           elems=activation.tolist()))
         payloads: dict[str, bytes] = {}  # cloud -> what is sent there (sealed with its key)
         request = _Pending(asyncio.get_running_loop().create_future())
         self.pending[rid] = request
@@ -357,6 +377,9 @@ class EdgeAgent:
                 attempts += 1
                 targets = self._targets(tried)
                 for cloud in targets:
+                    if self.fusion is not None and attempts > 1:
+                        transport.sendto(flush_request(self.model, group=rid), (cloud, self.port))
+                        self.counts["flushes"] += 1
                     self.counts["sends"] += 1
                     if cloud not in payloads:  # a retry to one cloud resends the same bytes
                         payloads[cloud] = self._sealed(plain, cloud)
@@ -404,7 +427,8 @@ class EdgeAgent:
         self.counts["answer_seconds"] += latency
         logits = list(msg.elems)
         return RequestResult(index, rid, int(np.argmax(logits)), logits, latency, attempts,
-                             msg.net_layers, self.edge_layers + msg.net_layers, "ok", **where)
+                             msg.net_layers, self.edge_layers + msg.net_layers, "ok", **where,
+                             fused=msg.reserved if self.fusion is not None else 0)
 
     def _sealed(self, plain: bytes, cloud: str) -> bytes:
         if self.keys is None:
@@ -565,6 +589,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tensor-keys", type=Path, metavar="FILE",
                         help="seal every request to its cloud and take only sealed answers "
                              "(JSON: cloud address -> hex AES-256 key, dcia.sealing)")
+    parser.add_argument("--fusion-member", type=int, metavar="M",
+                        help="send each input as member M of a fusion group (group 1 + its "
+                             "index, or --group-ids); --edge-layers must be the fusion layer's index")
+    parser.add_argument("--group-ids", type=Path, metavar="FILE",
+                        help=".npy file of the fusion group id of each input")
     parser.add_argument("--name", default="edge", help="the node's name in its record")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -581,7 +610,10 @@ def main(argv: list[str] | None = None) -> int:
                           failover=failover, window=args.window, rate=args.rate,
                           no_offload=args.no_offload, give_up_after=args.give_up_after,
                           answerers=tuple(args.answerer), path_probe_s=args.path_probes,
-                          keys=keys, local=args.local)
+                          keys=keys, local=args.local, fusion=None if args.fusion_member is None
+                          else FusionMember(args.fusion_member, tuple(
+                              int(g) for g in np.load(args.group_ids)[: args.requests])
+                              if args.group_ids else ()))
     except (ValueError, SealError) as exc:
         parser.error(str(exc))
 

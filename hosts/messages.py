@@ -19,10 +19,12 @@ from dcia.wire import DCIA, Flag, Status, peek
 
 
 def tensor_request(*, model_id: int, version: int, request_id: int, next_layer: int,
-                   elems: Sequence[int], flags: int = 0) -> bytes:
-    """The payload of a tensor on its way from the edge to the next stage."""
+                   elems: Sequence[int], flags: int = 0, reserved: int = 0) -> bytes:
+    """The payload of a tensor on its way from the edge to the next stage (``reserved``:
+    a fusion member's index and group size, hosts.fusion)."""
     return bytes(DCIA(flags=flags, model_id=model_id, model_version=version,
-                      next_layer=next_layer, request_id=request_id, elems=[int(v) for v in elems]))
+                      next_layer=next_layer, request_id=request_id, reserved=reserved,
+                      elems=[int(v) for v in elems]))
 
 
 def parse(payload: bytes) -> DCIA:
