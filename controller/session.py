@@ -411,6 +411,8 @@ class SwitchStatus:
     """``ipv4_drops`` packets by reason (controller.entries.DROP_NAMES)."""
     layers_computed: dict[int, int] = field(default_factory=dict)
     """Layer index -> packets that computed it."""
+    fusion: dict[str, int] = field(default_factory=dict)
+    """``fusion_stats`` by name (controller.entries.FUSION_STAT_NAMES: fused, timed out, ...)."""
     tables: dict[str, tuple[int, int]] = field(default_factory=dict)
     """Table name -> (entries installed, size), for every table of the program."""
     read_at: float = 0.0
@@ -438,7 +440,8 @@ async def switch_status(endpoint: SwitchEndpoint, pipeline: Pipeline | None = No
             status.tables = {t.name: (installed.get(t.name, 0), t.size) for t in sw.p4info.tables}
             status.read_at = time.monotonic()
             for counter, names, into in ((E.C_STATS, E.STAT_NAMES, status.stats),
-                                         (E.C_IPV4_DROPS, E.DROP_NAMES, status.drops)):
+                                         (E.C_IPV4_DROPS, E.DROP_NAMES, status.drops),
+                                         (E.C_FUSION_STATS, E.FUSION_STAT_NAMES, status.fusion)):
                 async for c in sw.read(fy.P4CounterEntry(counter)):
                     into[names[c.index]] = c.data.packet_count if c.data else 0
             async for c in sw.read(fy.P4CounterEntry(E.C_LAYER_STATS)):

@@ -305,8 +305,9 @@ class EdgeAgent:
         start = loop.time()
 
         async def one(index: int) -> RequestResult:
-            if self.rate:
-                await asyncio.sleep(start + index / self.rate - loop.time())
+            if self.rate:  # a fusion member paces by frame: the group's, shared by its members
+                frame = index if self.fusion is None else self.fusion.frame(index)
+                await asyncio.sleep(start + frame / self.rate - loop.time())
             async with gate:
                 result = await self._request(transport, index, inputs[index])
             if on_result:
@@ -594,6 +595,9 @@ def main(argv: list[str] | None = None) -> int:
                              "index, or --group-ids); --edge-layers must be the fusion layer's index")
     parser.add_argument("--group-ids", type=Path, metavar="FILE",
                         help=".npy file of the fusion group id of each input")
+    parser.add_argument("--start-at", type=float, metavar="UNIX_TIME",
+                        help="send the first request at this wall-clock time (several agents "
+                             "pacing one frame rate together: the members of a group)")
     parser.add_argument("--name", default="edge", help="the node's name in its record")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -625,6 +629,8 @@ def main(argv: list[str] | None = None) -> int:
         host, _, port = args.metrics.rpartition(":")
         endpoint = MetricsEndpoint(lambda: agent.capability(args.name), host or "0.0.0.0",
                                    int(port)).start()
+    if args.start_at is not None:
+        time.sleep(max(0.0, args.start_at - time.time()))
     try:
         results = asyncio.run(agent.run(inputs, emit))
     finally:

@@ -92,6 +92,11 @@ class FusionMember:
     def group(self, index: int) -> int:
         return self.groups[index] if self.groups else self.first_group + index
 
+    def frame(self, index: int) -> int:
+        """The frame number of input ``index`` (its group id less ``first_group``): agents
+        pacing one frame rate send the members of a group at the same time."""
+        return self.group(index) - self.first_group
+
 
 @dataclass
 class _Group:

@@ -376,10 +376,11 @@ class Testbed:
         return keys.save(self.run_dir / f"{host}-tensor-keys.json")
 
     def start_cloud(self, model_file: Path, *, path: str | None = None, host: str | None = None,
-                    stats_file: Path | None = None) -> CloudProcess:
+                    stats_file: Path | None = None, args: Sequence[str] = ()) -> CloudProcess:
         """hosts.cloud_server in ``host`` (default: the cloud host of ``path``); returns
         once it listens. It answers each model only to the sources the topology's policy
-        allows (its tenants), and the policy's sealed models only when they come sealed."""
+        allows (its tenants), and the policy's sealed models only when they come sealed.
+        ``args``: further options of hosts.cloud_server (``--fusion-member``, ...)."""
         host = host or self.cloud_host(path)
         self.cloud_models[host] = model_file
         stats_file = stats_file or self.run_dir / f"{host}-stats.json"
@@ -393,7 +394,8 @@ class Testbed:
                 arg for m in sorted(self.topology.policy.sealed_models) for arg in ("--sealed-model", str(m)))]
             proc = self.popen(host, [sys.executable, "-m", "hosts.cloud_server", "--model",
                                      str(model_file), "--stats", str(stats_file),
-                                     *(arg for a in allow for arg in ("--allow", a)), *sealing],
+                                     *(arg for a in allow for arg in ("--allow", a)), *sealing,
+                                     *args],
                               stdout=subprocess.PIPE, stderr=err)
         line = proc.stdout.readline().decode()
         if "listening" not in line:
