@@ -12,6 +12,7 @@ import pytest
 from scapy.utils import rdpcap
 
 from dcia.sealing import OVERHEAD
+from dcia.targets import find_bmv2
 from dcia.wire import DCIA, HEADER_BYTES, Flag
 from tests.system.testbed_cli import dcia_testbed_run
 
@@ -23,11 +24,14 @@ pytestmark = [
 ]
 
 
-def test_sealed_tensors_cross_the_switches_unreadable_and_come_back_right(tmp_path):
+@pytest.mark.parametrize("target", ["embedded", "bmv2"])
+def test_sealed_tensors_cross_the_switches_unreadable_and_come_back_right(tmp_path, target):
+    if target == "bmv2" and find_bmv2() is None:
+        pytest.skip("BMv2 simple_switch_grpc is not installed here")
     topology = tmp_path / "confidential.toml"  # its secrets file is made beside it
     shutil.copy(REPO / "topologies" / "confidential.toml", topology)
     code, out, report = dcia_testbed_run(tmp_path / "run", "--topology", str(topology),
-                                          "--target", "embedded", "--requests", "20", "--pcap")
+                                          "--target", target, "--requests", "20", "--pcap")
     assert code == 0, out
     results = report["summary"]
     assert results["answered"] == 20 and results["identical_to_reference"] == 20, out
