@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ from controller.deployment import Deployment, desired_entries
 from dcia.errors import IntegrityError
 from dcia.layers import Layer
 from dcia.model import layer_digest
+from dcia.secret_files import write_secret
 
 FORMAT = "dcia-partition-manifest"
 FORMAT_VERSION = 1
@@ -248,9 +248,7 @@ def write_key_pair(key: Ed25519PrivateKey, stem: str | Path) -> tuple[Path, Path
     private, public = stem.with_suffix(".key"), stem.with_suffix(".pub")
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
+    write_secret(private, pem)
     public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                      serialization.PublicFormat.SubjectPublicKeyInfo))
     return private, public

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import ipaddress
-import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -40,6 +39,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from controller.topology import Tls, Topology
 from dcia.errors import TopologyError
+from dcia.secret_files import write_secret
 
 CA_FILE = "ca.pem"
 CONTROLLER = "controller"
@@ -140,9 +140,5 @@ def _leaf(out: Path, name: str, ca: x509.Certificate, ca_key, now: datetime.date
             .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .sign(ca_key, hashes.SHA256()))
     (out / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file = out / f"{name}.key"
-    key_file.unlink(missing_ok=True)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
+    write_secret(out / f"{name}.key", key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))

@@ -18,7 +18,6 @@ which the testbed writes into the run directory for the edge agent and the cloud
 
 from __future__ import annotations
 
-import os
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ from controller.topology import Topology
 from dcia.capability import NodeKind
 from dcia.errors import TopologyError
 from dcia.sealing import KEY_BYTES, TensorKeys, new_key
+from dcia.secret_files import write_secret
 
 Pair = tuple[str, str]
 """(edge host, cloud host)."""
@@ -48,17 +48,15 @@ def make_secrets(topology: Topology, path: Path) -> dict[Pair, bytes]:
     one that exists) and return its keys."""
     keys = {pair: new_key() for pair in pairs(topology)}
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = (f"# AES-256-GCM keys sealing tensors between an edge and a cloud (dcia.sealing),\n"
+            f"# one per edge-cloud pair of topology {topology.name}. Secret: keep it 0600.\n"
+            "[pairs]\n" + "".join(f'"{edge}-{cloud}" = "{key.hex()}"\n'
+                                  for (edge, cloud), key in keys.items()))
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_secret(path, text, exclusive=True)
     except FileExistsError:
         raise TopologyError(f"{path} exists: remove it first to make new tensor keys (every "
                             "edge and cloud then needs the new ones)") from None
-    with os.fdopen(fd, "w") as f:
-        f.write(f"# AES-256-GCM keys sealing tensors between an edge and a cloud (dcia.sealing),\n"
-                f"# one per edge-cloud pair of topology {topology.name}. Secret: keep it 0600.\n"
-                "[pairs]\n")
-        for (edge, cloud), key in keys.items():
-            f.write(f'"{edge}-{cloud}" = "{key.hex()}"\n')
     return keys
 
 

@@ -53,6 +53,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from dcia.errors import DciaError
+from dcia.secret_files import write_secret
 from dcia.wire import HEADER_BYTES, MAX_WIRE_ELEMS, Flag
 
 KEY_BYTES = 32
@@ -172,13 +173,8 @@ class TensorKeys:
 
     def save(self, path: str | Path) -> Path:
         """Write the keys (mode 0600, created so: never readable by others on the way)."""
-        path = Path(path)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({peer: key.hex() for peer, key in sorted(self.keys.items())}, f, indent=1)
-            f.write("\n")
-        return path
+        return write_secret(Path(path), json.dumps(
+            {peer: key.hex() for peer, key in sorted(self.keys.items())}, indent=1) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> TensorKeys:
