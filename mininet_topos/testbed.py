@@ -675,13 +675,22 @@ def clean_stale(topology: Topology, state_file: Path, *, clean_all: bool = False
     """Remove what a previous run of ``topology`` left: its processes (by recorded id) and
     its interfaces (by name). ``clean_all``: Mininet's ``mn -c`` as well.
 
-    Raises TestbedError, touching nothing, while the process that started that run lives:
-    two testbeds of one topology cannot share the machine (same interface names)."""
+    Raises TestbedError, touching nothing, while the process that started that run lives,
+    or while a testbed of another topology whose interfaces have the same names runs: two
+    such testbeds cannot share the machine (Mininet names interfaces after the nodes)."""
     with _state_lock(state_file):
         owner = _owner(state_file)
         if owner is not None and owner != os.getpid():
             raise TestbedError(f"a testbed of topology {topology.name} is running in process "
                                f"{owner} (see {state_file}); stop it first")
+        ours = set(topology_interfaces(topology))
+        for other in sorted(state_file.parent.glob("*.json")):
+            other_owner = _owner(other) if other != state_file else None
+            shared = ours & set((_read_state(other) or {}).get("interfaces", []))
+            if other_owner is not None and other_owner != os.getpid() and shared:
+                raise TestbedError(f"a testbed of topology {other.stem} is running in process "
+                                   f"{other_owner} with interfaces of the same names "
+                                   f"({', '.join(sorted(shared)[:3])}, ...); stop it first")
         if clean_all:
             from mininet.clean import cleanup
             cleanup()

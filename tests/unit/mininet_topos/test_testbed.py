@@ -65,3 +65,17 @@ def test_a_reused_process_id_is_not_killed(state_file, sleeper):
     state_file.write_text(json.dumps({"processes": [[sleeper.pid, 1]], "owner": [sleeper.pid, 1]}))
     tb.clean_stale(TOPOLOGY, state_file)  # start time 1: another process had that id
     assert sleeper.poll() is None
+
+
+def test_a_running_testbed_of_another_topology_with_the_same_interface_names_is_left_alone(
+        state_file, sleeper):
+    other = state_file.parent / "other-topology.json"
+    other.write_text(json.dumps({
+        "processes": [], "owner": [sleeper.pid, process_start_time(sleeper.pid)],
+        "interfaces": ["s1-eth1", "s9-eth1"]}))
+    with pytest.raises(tb.TestbedError, match="topology other-topology is running in process "
+                                              rf"{sleeper.pid} with interfaces of the same names \(s1-eth1"):
+        tb.clean_stale(TOPOLOGY, state_file)
+    other.write_text(json.dumps({"processes": [], "interfaces": ["s9-eth1"],
+                                 "owner": [sleeper.pid, process_start_time(sleeper.pid)]}))
+    tb.clean_stale(TOPOLOGY, state_file)  # no name in common: both may run
