@@ -213,7 +213,7 @@ class EdgeAgent:
                  seed: int | None = None, answerers: tuple[str, ...] = (),
                  give_up_after: int | None = None, path_probe_s: float | None = None,
                  keys: TensorKeys | None = None, local: bool = False,
-                 fusion: FusionMember | None = None):
+                 fusion: FusionMember | None = None, start_at: float | None = None):
         if not 0 <= edge_layers <= len(model.layers):
             raise ValueError(f"edge_layers must be in 0..{len(model.layers)}, got {edge_layers}")
         if local and edge_layers != len(model.layers):
@@ -238,6 +238,9 @@ class EdgeAgent:
                              f"layer ({model.fusion_index}) and has an index below its group size")
         self.fusion = fusion
         """This agent's part in fusion groups (None: plain requests)."""
+        self.start_at = start_at
+        """Wall-clock time (``time.time()``) of the first request; None: at once. With
+        ``rate``, agents given one start pace one clock (the members of a group)."""
         self.keys = keys
         """Cloud address -> key: requests are sealed to their cloud (None: plain)."""
         self.model, self.clouds, self.port = model, clouds, port
@@ -302,12 +305,12 @@ class EdgeAgent:
             lambda: _Protocol(self), local_addr=self.bind)
         gate = asyncio.Semaphore(self.window)
         self.silent_requests, self.given_up = 0, loop.create_future()
-        start = loop.time()
+        start = loop.time() + (0.0 if self.start_at is None else max(0.0, self.start_at - time.time()))
 
         async def one(index: int) -> RequestResult:
-            if self.rate:  # a fusion member paces by frame: the group's, shared by its members
+            if self.rate or self.start_at is not None:  # a fusion member paces by its frame
                 frame = index if self.fusion is None else self.fusion.frame(index)
-                await asyncio.sleep(start + frame / self.rate - loop.time())
+                await asyncio.sleep(start + (frame / self.rate if self.rate else 0.0) - loop.time())
             async with gate:
                 result = await self._request(transport, index, inputs[index])
             if on_result:
@@ -617,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
                           keys=keys, local=args.local, fusion=None if args.fusion_member is None
                           else FusionMember(args.fusion_member, tuple(
                               int(g) for g in np.load(args.group_ids)[: args.requests])
-                              if args.group_ids else ()))
+                              if args.group_ids else ()), start_at=args.start_at)
     except (ValueError, SealError) as exc:
         parser.error(str(exc))
 
@@ -629,8 +632,6 @@ def main(argv: list[str] | None = None) -> int:
         host, _, port = args.metrics.rpartition(":")
         endpoint = MetricsEndpoint(lambda: agent.capability(args.name), host or "0.0.0.0",
                                    int(port)).start()
-    if args.start_at is not None:
-        time.sleep(max(0.0, args.start_at - time.time()))
     try:
         results = asyncio.run(agent.run(inputs, emit))
     finally:
