@@ -46,6 +46,7 @@ from controller.topology import load_topology
 from dcia.targets import free_tcp_ports
 from demos.vehicle.model import VIEWS, VehicleModel, load_vehicle, members_of
 from hosts.edge_agent import RequestResult
+from mininet_topos.run import link_delay_text
 from mininet_topos.testbed import Shaping, Testbed, _read_lines
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class Options:
     target: str = "embedded"
     frames: int = 120
     rate: float = 20.0
-    drop: float = 0.0
+    drop: float = 0.05
     timeout_ms: float = 50.0
     seed: int = 14
     topology: Path = TOPOLOGY
@@ -174,9 +175,10 @@ def run(opts: Options, console: Console) -> dict:
         time.sleep(0.2)
         after = read_switches(bed)
         cloud_stats = cloud.stop()
+        link_delay = bed.link_delay_report()
     s = summary(vm, the_plan, switch, units, seen, labels, results, before, after, cloud_stats)
     s.update(target=opts.target, topology=str(opts.topology), rate=opts.rate, drop=opts.drop,
-             timeout_ms=opts.timeout_ms, elapsed_s=elapsed)
+             timeout_ms=opts.timeout_ms, elapsed_s=elapsed, link_delay=link_delay)
     (run_dir / "results.json").write_text(json.dumps(s, indent=1, default=str) + "\n")
     print_summary(console, s)
     return s
@@ -299,6 +301,7 @@ def print_summary(console: Console, s: dict) -> None:
                      f"{cj.get('joined here', 0)}")
     for name, value in s["accuracy"].items():
         head.add_row(f"accuracy, {name}", _pc(value))
+    head.add_row("link delay and loss", link_delay_text(s["link_delay"]))
     for name, p in s["latency_ms"].items():
         head.add_row(f"latency p50 / p90 / p99, {name}", _ms(p))
     for name, p in s["fusion_step_ms"].items():
