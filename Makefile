@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: setup test run cli shell p4 p4-check bench clean help demo-vehicle
+.PHONY: setup test run cli shell p4 p4-check bench eval clean help demo-vehicle
 
 help:
 	@echo "make test      run the whole test suite (installs what it needs)"
@@ -15,6 +15,7 @@ help:
 	@echo "make demo-vehicle  onboard units, fusion at the roadside switch, the cloud decides (DEMO_ARGS=...)"
 	@echo "make shell     p4runtime-shell on a switch of the running testbed (SWITCH=s1, SHELL_ARGS=...)"
 	@echo "make bench     benchmarks: switch packet rates, deployment time, overload and shares, failover, integrity, sealing (tables, results/*.json, *.png)"
+	@echo "make eval      the evaluation: edge-only, cloud-only, edge-cloud and DCIA in every scenario (EVAL_ARGS=...)"
 	@echo "make p4        compile p4src/dcia.p4 with p4c into p4src/build/ (needs p4c)"
 	@echo "make p4-check  check that p4src/build/ matches the P4 sources"
 	@echo "make setup     install Debian packages, the virtual environment and dependencies"
@@ -53,6 +54,10 @@ bench: setup
 	$(PY) -m bench.failover_bench --out results
 	$(PY) -m bench.integrity_bench --out results
 	$(PY) -m bench.sealing_bench --out results
+
+# EVAL_ARGS: options of `dcia eval`, e.g. EVAL_ARGS="--scenario scenarios/constrained.toml --requests 50"
+eval: setup
+	$(VENV)/bin/dcia eval $(EVAL_ARGS)
 
 p4-check: setup
 	$(VENV)/bin/dcia p4 check

@@ -634,6 +634,30 @@ def run_shell(args: argparse.Namespace, console: Console) -> int:
     return shell.run(args, console)
 
 
+def configure_eval(parser: argparse.ArgumentParser) -> None:
+    from evaluation import runner
+
+    runner.configure_eval(parser)
+
+
+def run_eval(args: argparse.Namespace, console: Console) -> int:
+    from evaluation import runner
+
+    return runner.run_eval(args, console)
+
+
+def configure_calibrate(parser: argparse.ArgumentParser) -> None:
+    from evaluation import runner
+
+    runner.configure_calibrate(parser)
+
+
+def run_calibrate(args: argparse.Namespace, console: Console) -> int:
+    from evaluation import runner
+
+    return runner.run_calibrate(args, console)
+
+
 # --------------------------------------------------------------------- parser --
 
 COMMANDS: tuple[Command, ...] = (
@@ -664,6 +688,10 @@ COMMANDS: tuple[Command, ...] = (
             configure_steer, run_steer),
     Command("shell", "p4runtime-shell connected to one switch (its own virtual environment)",
             configure_shell, run_shell),
+    Command("eval", "the evaluation: every strategy in every scenario, in the testbed (root)",
+            configure_eval, run_eval),
+    Command("calibrate", "measure what the planner needs in a scenario's testbed (root)",
+            configure_calibrate, run_calibrate),
 )
 
 
