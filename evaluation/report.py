@@ -137,13 +137,14 @@ def table(result: ScenarioResult) -> Table:
     """One scenario's table."""
     t = Table(title=f"scenario {result.name}: {result.description}")
     for col in ("strategy", "plan", "p50 ms", "p95 ms", "p99 ms", "answered/s", "accuracy",
-                "uplink B/req", "to cloud B/req", "predicted ms", "error (p50)"):
+                "= reference", "uplink B/req", "to cloud B/req", "predicted ms", "error (p50)"):
         t.add_column(col, justify="left" if col in ("strategy", "plan") else "right")
     for r in result.runs:
         s = r.stats()
         t.add_row(r.strategy, plan_text(r.plan), _f(s["p50_ms"], ".2f"), _f(s["p95_ms"], ".2f"),
                   _f(s["p99_ms"], ".2f"), _f(s["requests_per_s"], ".0f"),
-                  _f(s["accuracy"], ".1%"), _f(s["uplink_bytes_per_request"], ".0f"),
+                  _f(s["accuracy"], ".1%"), f"{r.exact}/{r.requests}",
+                  _f(s["uplink_bytes_per_request"], ".0f"),
                   _f(s["cloud_bytes_per_request"], ".0f"), f"{r.predicted_ms:.2f}",
                   _f(s["error_pct"], "+.0f") + ("%" if s["error_pct"] is not None else ""))
     return t
