@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import finsy as fy
@@ -31,7 +31,7 @@ from dcia.errors import TopologyError
 from dcia.layers import Layer
 
 MODEL_TABLES = (E.T_LAYERS, E.T_EMBEDDINGS, E.T_VERSIONS, E.T_STEERING, E.T_TENANTS,
-                *(E.dense_table(j) for j in range(16)))
+                *(E.dense_table(j) for j in range(16)), *(E.bag_table(i) for i in range(16)))
 """The tables that hold a model's entries: what a deployment reads, writes and restores."""
 
 ACTIVATING_TABLES = (E.T_LAYERS, E.T_VERSIONS)
@@ -190,7 +190,8 @@ def spread_weights(text: str) -> dict[str, int]:
 
 def from_plan(plan: Plan, layers: list[Layer], topology: Topology, *,
               model_id: int, version: int,
-              spread_over: Mapping[str, int] | None = None) -> Deployment:
+              spread_over: Mapping[str, int] | None = None,
+              backups: Mapping[str, Sequence[int]] | None = None) -> Deployment:
     """The deployment that puts ``plan``'s switch stages in place on ``topology``.
 
     Every switch on the plan's path gets an assignment, the ones without layers an empty
@@ -207,6 +208,12 @@ def from_plan(plan: Plan, layers: list[Layer], topology: Topology, *,
     packet would carry that layer's input on towards the untrusted nodes. Where the
     policy restricts the model to some sources (its tenants), every switch that computes
     it gets ``model_tenants`` entries: tensors from other sources are dropped there.
+
+    ``backups`` (switch -> layer indices): switches on the path that also hold layers the
+    plan gives to an earlier switch, so that what that switch defers over its meter is
+    computed there rather than at the cloud (each backup layer is checked against the
+    policy as if planned there; the model's last layer cannot be a backup's, since the
+    switch computing it answers the edge).
     """
     route = topology.route(plan.route)
     names = [c.name for c in route.nodes]
@@ -222,6 +229,20 @@ def from_plan(plan: Plan, layers: list[Layer], topology: Topology, *,
     edge = topology.host_interface(names[0], plan.route)  # its address on this path
     held = {s.node: {i: layers[i] for i in s.layers} for s in plan.stages}
     last = next(s.node for s in reversed(plan.stages) if s.stop > s.start)
+    for name, extra_layers in (backups or {}).items():
+        if name not in topology.switches or name not in names:
+            raise TopologyError(f"backup {name} is not a switch on path {plan.route}")
+        for i in extra_layers:
+            if not 0 <= i < len(layers) - 1:
+                raise TopologyError(f"backup {name}: layer {i} is not a layer before the "
+                                    f"model's last ({len(layers) - 1})")
+            planned = plan.assignment[i]
+            if planned not in topology.switches or names.index(planned) >= names.index(name):
+                raise TopologyError(f"backup {name}: layer {i} is planned on {planned}, not "
+                                    f"on a switch before {name}")
+            policy.check([name if j == i else n for j, n in enumerate(plan.assignment)], route,
+                         model_id)
+            held[name] = dict(sorted({**held.get(name, {}), i: layers[i]}.items()))
     extra: dict[str, tuple[fy.P4TableEntry, ...]] = {}
     if spread_over:
         if plan.route not in spread_over:

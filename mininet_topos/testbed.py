@@ -279,12 +279,14 @@ class Testbed:
         return endpoints(self.topology)
 
     def deploy(self, model: QuantizedModel, plan: Plan,
-               spread_over: Mapping[str, int] | None = None) -> Deployment:
+               spread_over: Mapping[str, int] | None = None,
+               backups: Mapping[str, Sequence[int]] | None = None) -> Deployment:
         """Put the plan's switch stages in place (controller.deployment.from_plan, then
         session.apply); with ``spread_over`` (path -> weight) what leaves the network goes to
-        those paths' clouds by weight."""
+        those paths' clouds by weight; ``backups`` (switch -> layers) also puts layers
+        planned on an earlier switch there, to compute what that one defers."""
         deployment = from_plan(plan, model.layers, self.topology, model_id=model.model_id,
-                               version=model.version, spread_over=spread_over)
+                               version=model.version, spread_over=spread_over, backups=backups)
         asyncio.run(apply(deployment, self.pipeline, push=PushPolicy.NEVER))
         self.deployed = [(m, p, w) for m, p, w in self.deployed
                          if (m.model_id, m.version, p.route) != (model.model_id, model.version, plan.route)]

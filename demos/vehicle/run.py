@@ -27,10 +27,6 @@ import argparse
 import asyncio
 import json
 import logging
-import queue
-import subprocess
-import sys
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,16 +40,16 @@ from controller.planner import Constraints, Plan, plan
 from controller.session import switch_status
 from controller.topology import load_topology
 from dcia.targets import free_tcp_ports
+from demos.common import (START_DELAY_S, EdgeJob, counter_diff, ms_text, percent_text,
+                          percentiles, run_edge_agents)
 from demos.vehicle.model import VIEWS, VehicleModel, load_vehicle, members_of
 from hosts.edge_agent import RequestResult
 from mininet_topos.run import link_delay_text
-from mininet_topos.testbed import Shaping, Testbed, _read_lines
+from mininet_topos.testbed import Shaping, Testbed
 
 log = logging.getLogger(__name__)
 
 TOPOLOGY = Path(__file__).resolve().parents[2] / "topologies" / "vehicles.toml"
-START_DELAY_S = 3.0
-"""Time the onboard units get to start (Python, the model) before the first frame."""
 
 
 @dataclass(frozen=True)
@@ -93,48 +89,27 @@ def run_units(bed: Testbed, model_file: Path, units: list[Unit], inputs: list[np
               opts: Options) -> dict[str, list[RequestResult]]:
     """Every unit's edge agent at once, on one frame clock; their results by host."""
     start_at = time.time() + START_DELAY_S
-    readers = []
+    jobs = []
     for unit, x in zip(units, inputs):
         inputs_file = bed.run_dir / f"{unit.host}-inputs.npy"
         groups_file = bed.run_dir / f"{unit.host}-groups.npy"
         np.save(inputs_file, x[unit.frames])
         np.save(groups_file, unit.frames + 1)  # group id = frame number + 1 (0 is not a group)
         cloud = bed.address(bed.cloud_host(unit.path), unit.path)
-        argv = [sys.executable, "-m", "hosts.edge_agent", "--model", str(model_file),
-                "--cloud", cloud, "--edge-layers", str(bed.deployed[-1][0].fusion_index),
-                "--inputs", str(inputs_file), "--group-ids", str(groups_file),
-                "--fusion-member", str(unit.member), "--rate", str(opts.rate),
-                "--timeout", str(max(0.1, 4 * opts.timeout_ms / 1000)), "--attempts", "4",
-                "--window", "32", "--give-up-after", "0", "--start-at", repr(start_at)]
-        err = open(bed.run_dir / f"{unit.host}-edge.log", "wb")
-        proc = bed.popen(unit.host, argv, stdout=subprocess.PIPE, stderr=err)
-        lines: queue.Queue = queue.Queue()
-        thread = threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True)
-        thread.start()
-        readers.append((unit, proc, lines, thread, err))
-    results: dict[str, list[RequestResult]] = {}
-    for unit, proc, lines, thread, err in readers:
-        out = []
-        while (line := lines.get()) is not None:
-            out.append(RequestResult(**json.loads(line)))
-        thread.join()
-        proc.wait()
-        err.close()
-        if proc.returncode not in (0, 1):
-            raise RuntimeError(f"the edge agent of {unit.host} exited with code {proc.returncode}: "
-                               f"{(bed.run_dir / f'{unit.host}-edge.log').read_text()[-800:]}")
-        results[unit.host] = sorted(out, key=lambda r: r.index)
-    return results
+        jobs.append(EdgeJob(unit.host, [
+            "--model", str(model_file), "--cloud", cloud,
+            "--edge-layers", str(bed.deployed[-1][0].fusion_index),
+            "--inputs", str(inputs_file), "--group-ids", str(groups_file),
+            "--fusion-member", str(unit.member), "--rate", str(opts.rate),
+            "--timeout", str(max(0.1, 4 * opts.timeout_ms / 1000)), "--attempts", "4",
+            "--window", "32", "--give-up-after", "0", "--start-at", repr(start_at)]))
+    return run_edge_agents(bed, jobs)
 
 
 def read_switches(bed: Testbed) -> dict:
     async def read_all():
         return [await switch_status(e, bed.pipeline) for e in bed.endpoints().values()]
     return {s.name: s for s in asyncio.run(read_all())}
-
-
-def _diff(after: dict, before: dict) -> dict:
-    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 
 
 def run(opts: Options, console: Console) -> dict:
@@ -182,11 +157,6 @@ def run(opts: Options, console: Console) -> dict:
     (run_dir / "results.json").write_text(json.dumps(s, indent=1, default=str) + "\n")
     print_summary(console, s)
     return s
-
-
-def _pct(values, qs=(50, 90, 99)) -> dict[str, float | None]:
-    values = np.asarray(values, dtype=float)
-    return {f"p{q}": float(np.percentile(values, q)) * 1000 if values.size else None for q in qs}
 
 
 def summary(vm: VehicleModel, the_plan: Plan, switch: str, units: list[Unit], seen: np.ndarray,
@@ -237,7 +207,7 @@ def summary(vm: VehicleModel, the_plan: Plan, switch: str, units: list[Unit], se
             "answered": len(ok), "answers fused from all": sum(r.fused == full for r in ok),
             "answers partial": sum(r.fused != full for r in ok),
             "unanswered": len(rs) - len(ok), "retried": sum(r.attempts > 1 for r in rs),
-            "latency_ms": _pct([r.latency_s for r in ok]),
+            "latency_ms": percentiles([r.latency_s for r in ok]),
         }
         latencies += [r.latency_s for r in ok]
         complete_lat += [r.latency_s for r in ok if r.fused == full]
@@ -253,8 +223,9 @@ def summary(vm: VehicleModel, the_plan: Plan, switch: str, units: list[Unit], se
     for name in after:
         a, b = after[name], before[name]
         nodes[name] = {"error": a.error} if a.error or b.error else {
-            "layers": {str(k): v for k, v in _diff(a.layers_computed, b.layers_computed).items()},
-            "stats": _diff(a.stats, b.stats), "fusion": _diff(a.fusion, b.fusion)}
+            "layers": {str(k): v for k, v in
+                       counter_diff(a.layers_computed, b.layers_computed).items()},
+            "stats": counter_diff(a.stats, b.stats), "fusion": counter_diff(a.fusion, b.fusion)}
     fusion = nodes.get(switch, {}).get("fusion", {})
     return {
         "frames": n, "frames sensed": frames_sensed, "frames answered": len(answer_of),
@@ -264,22 +235,15 @@ def summary(vm: VehicleModel, the_plan: Plan, switch: str, units: list[Unit], se
         "groups": {"fused in the network": fusion.get("fused", 0),
                    "timed out at the switch": fusion.get("timed out", 0),
                    "switch counters": fusion, "cloud join": cloud_stats.get("fusion", {})},
-        "latency_ms": {"every answer": _pct(latencies), "groups fused from all": _pct(complete_lat),
-                       "partial groups": _pct(partial_lat)},
-        "fusion_step_ms": {"first to last member sent (the wait at the switch)": _pct(skew),
-                           "last member sent to the answer": _pct(after_last)},
+        "latency_ms": {"every answer": percentiles(latencies),
+                       "groups fused from all": percentiles(complete_lat),
+                       "partial groups": percentiles(partial_lat)},
+        "fusion_step_ms": {"first to last member sent (the wait at the switch)": percentiles(skew),
+                           "last member sent to the answer": percentiles(after_last)},
         "plan": [{"node": st.node, "layers": list(st.layers)} for st in the_plan.stages],
         "nodes": nodes, "cloud": {k: cloud_stats.get(k) for k in ("requests", "answered",
                                                                    "layers_computed", "arrivals")},
     }
-
-
-def _ms(p: dict) -> str:
-    return " / ".join("-" if v is None else f"{v:.2f}" for v in p.values()) + " ms"
-
-
-def _pc(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2%}"
 
 
 def print_summary(console: Console, s: dict) -> None:
@@ -300,12 +264,12 @@ def print_summary(console: Console, s: dict) -> None:
                      f"{cj.get('groups complete', 0)} / {cj.get('groups partial', 0)}; "
                      f"{cj.get('joined here', 0)}")
     for name, value in s["accuracy"].items():
-        head.add_row(f"accuracy, {name}", _pc(value))
+        head.add_row(f"accuracy, {name}", percent_text(value))
     head.add_row("link delay and loss", link_delay_text(s["link_delay"]))
     for name, p in s["latency_ms"].items():
-        head.add_row(f"latency p50 / p90 / p99, {name}", _ms(p))
+        head.add_row(f"latency p50 / p90 / p99, {name}", ms_text(p))
     for name, p in s["fusion_step_ms"].items():
-        head.add_row(f"fusion step p50 / p90 / p99: {name}", _ms(p))
+        head.add_row(f"fusion step p50 / p90 / p99: {name}", ms_text(p))
     console.print(head)
 
     units = Table(title="onboard units")
@@ -315,7 +279,7 @@ def print_summary(console: Console, s: dict) -> None:
     for host, u in s["units"].items():
         units.add_row(host, f"{u['view']} ({u['member']})", str(u["frames sensed"]),
                       str(u["answered"]), f"{u['answers fused from all']} / {u['answers partial']}",
-                      str(u["unanswered"]), str(u["retried"]), _ms(u["latency_ms"]))
+                      str(u["unanswered"]), str(u["retried"]), ms_text(u["latency_ms"]))
     console.print(units)
 
     nodes = Table(title="what each node computed (plan and counters)")
