@@ -19,6 +19,11 @@ initializer or a Constant node). Operators become layers like this:
   StandardScaler): an element-wise layer, or folded into the layer before when that one
   has no ReLU;
 * Relu: the activation of the layer before;
+* Conv (2-D, square kernel, one stride and one padding for both axes, no groups or
+  dilation) on a tensor of known (channels, height, width): a convolution layer, its
+  input and output flattened channel by channel. A Reshape of the input vector to
+  (batch, c, h, w) gives the first one its shape; Flatten (or a Reshape to one vector)
+  after it is nothing;
 * Gather of a constant table by the input id: an embedding layer (the first layer only);
 * Flatten, Reshape, Squeeze, Unsqueeze of a single vector, Identity, Cast, Dropout: nothing;
 * Softmax, ArgMax: the model's output kind; only shape operators may follow them;
@@ -43,6 +48,7 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
 from dcia.model import (
+    FloatConv,
     FloatDense,
     FloatElementwise,
     FloatEmbedding,
@@ -53,6 +59,7 @@ from dcia.model import (
     with_affine,
     with_relu,
 )
+from dcia import arithmetic
 from dcia.errors import ModelImportError, ParameterRangeError
 from dcia.wire import MAX_FUSION_MEMBERS
 
@@ -73,6 +80,7 @@ SUPPORTED = frozenset(
         "Div",
         "ai.onnx.ml.Scaler",
         "Max",
+        "Conv",
     }
     | SHAPE_OPS
 )
@@ -307,6 +315,8 @@ class _ChainBuilder:
         self.layers: list[FloatLayer] = []
         self.width = width
         self.output = "logits"
+        self.spatial: tuple[int, int, int] | None = None
+        """(channels, height, width) of the tensor, where a Reshape or a Conv made one."""
         self.handlers: dict[str, Callable[[onnx.NodeProto, int, dict[int, np.ndarray]], None]] = {
             "Gemm": self._gemm,
             "MatMul": self._matmul,
@@ -323,6 +333,7 @@ class _ChainBuilder:
             "Reshape": self._reshape,
             "Cast": self._cast,
             "Max": self._max,
+            "Conv": self._conv,
         }
 
     def add(self, node: onnx.NodeProto, data_index: int, consts: dict[int, np.ndarray]) -> None:
@@ -469,13 +480,42 @@ class _ChainBuilder:
         if self._attr("to", None) not in FLOAT_TYPES and self.layers and self.output != "argmax":
             raise self._error("casts computed values to an integer type, which DCIA cannot import")
 
+    def _conv(self, node, data_index, consts) -> None:
+        w = consts.get(1)
+        if data_index != 0 or w is None or w.ndim != 4 or w.shape[2] != w.shape[3]:
+            raise self._error("must convolve the input tensor with constant square 2-D filters")
+        if self.spatial is None:
+            raise self._error("needs its input's (channels, height, width): reshape the input "
+                              "vector to (batch, c, h, w) before the first Conv")
+        k = w.shape[2]
+        strides = self._attr("strides", [1, 1])
+        pads = self._attr("pads", [0, 0, 0, 0])
+        if (self._attr("group", 1) != 1 or any(d != 1 for d in self._attr("dilations", [1, 1]))
+                or self._attr("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
+                or len(set(strides)) != 1 or len(set(pads)) != 1
+                or list(self._attr("kernel_shape", [k, k])) != [k, k]):
+            raise self._error("must be a plain 2-D convolution: one stride and one padding for "
+                              "both axes, no groups, no dilation, explicit pads")
+        bias = consts.get(2, np.zeros(w.shape[0]))
+        self._append(FloatConv(w.astype(np.float64), np.asarray(bias, np.float64).reshape(-1),
+                               self.spatial, int(strides[0]), int(pads[0])))
+        conv = self.layers[-1]
+        self.spatial = arithmetic.conv_output_shape(conv.in_shape, w.shape[0], k, conv.stride,
+                                                    conv.pad)
+
     def _flatten(self, node, data_index, consts) -> None:
+        self.spatial = None
         if self._attr("axis", 1) != 1:
             raise self._error("must flatten from axis 1 (keep the batch, flatten one sample)")
 
     def _reshape(self, node, data_index, consts) -> None:
         shape = self._attr("shape", None) if 1 not in consts else consts[1]
         dims = [int(d) for d in np.ravel(shape)] if shape is not None else []
+        if (len(dims) == 4 and self.width is not None and min(dims[1:]) > 0
+                and int(np.prod(dims[1:])) == self.width):
+            self.spatial = (dims[1], dims[2], dims[3])  # the vector seen as channel planes
+            return
+        self.spatial = None
         if self.width is not None and any(d not in (-1, 0, 1, self.width) for d in dims):
             raise self._error(
                 f"reshapes a vector of {self.width} elements to {dims}; "

@@ -39,6 +39,7 @@ from typing import Literal
 import numpy as np
 
 from dcia.model import (
+    FloatConv,
     FloatDense,
     FloatElementwise,
     FloatEmbedding,
@@ -53,7 +54,14 @@ from dcia import arithmetic
 from dcia.arithmetic import Activation
 from dcia.errors import CalibrationError, ParameterRangeError
 from dcia.capability import DCIA_PROGRAM
-from dcia.layers import DenseLayer, ElementwiseLayer, EmbeddingLayer, FusionLayer, Layer
+from dcia.layers import (
+    ConvLayer,
+    DenseLayer,
+    ElementwiseLayer,
+    EmbeddingLayer,
+    FusionLayer,
+    Layer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +315,8 @@ def _quantize_layer(layer: FloatLayer, s_in: float, s_out: float, index: int) ->
             return _dense(layer, s_in, s_out)
         if isinstance(layer, FloatElementwise):
             return _elementwise(layer, s_in, s_out)
+        if isinstance(layer, FloatConv):
+            return _conv(layer, s_in, s_out)
         return _embedding(layer, s_out)
     except ParameterRangeError as e:
         raise ParameterRangeError(f"cannot quantize layer {index} ({layer.kind}): {e}") from None
@@ -337,6 +347,15 @@ def _dense(layer: FloatDense, s_in: float, s_out: float) -> DenseLayer:
         list(shifts),
         _act(layer),
     )
+
+
+def _conv(layer: FloatConv, s_in: float, s_out: float) -> ConvLayer:
+    """A convolution is a dense layer of its filters applied at every position: each output
+    channel's filter quantized as a dense layer's row (per-channel weight scale, bias and
+    requantization)."""
+    filters = _dense(FloatDense(layer.filters(), layer.bias, layer.relu), s_in, s_out)
+    return ConvLayer(filters.weights, filters.bias, filters.mult, filters.shift, filters.act,
+                     layer.in_shape, layer.kernel, layer.stride, layer.pad)
 
 
 def _elementwise(layer: FloatElementwise, s_in: float, s_out: float) -> ElementwiseLayer:

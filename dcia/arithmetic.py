@@ -206,6 +206,122 @@ def dense_batch(
     return np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
 
 
+# ------------------------------------------------------------------ convolution --
+
+
+def conv_output_shape(in_shape: Sequence[int], c_out: int, kernel: int, stride: int,
+                      pad: int) -> tuple[int, int, int]:
+    """``(c_out, out_h, out_w)`` of a 2-D convolution over an input of ``in_shape`` =
+    ``(channels, height, width)``; ParameterRangeError when nothing fits.
+
+    >>> conv_output_shape((1, 8, 8), 8, kernel=3, stride=1, pad=1), conv_output_shape((8, 8, 8), 16, 3, 2, 1)
+    ((8, 8, 8), (16, 4, 4))
+    """
+    c, h, w = in_shape
+    if min(c, h, w, c_out, kernel, stride) < 1 or pad < 0 or pad >= kernel:
+        raise ParameterRangeError(
+            f"a convolution needs channels, sizes, kernel and stride of at least 1 and "
+            f"0 <= pad < kernel; got input {tuple(in_shape)}, {c_out} outputs, kernel {kernel}, "
+            f"stride {stride}, pad {pad}")
+    out_h, out_w = (h + 2 * pad - kernel) // stride + 1, (w + 2 * pad - kernel) // stride + 1
+    if out_h < 1 or out_w < 1:
+        raise ParameterRangeError(f"a {kernel}x{kernel} kernel does not fit an input of {h}x{w} "
+                                  f"padded by {pad}")
+    return c_out, out_h, out_w
+
+
+def conv_patch(x: Sequence[int], in_shape: Sequence[int], kernel: int, oy: int, ox: int,
+               stride: int, pad: int) -> list[int]:
+    """The input elements under the kernel at output position ``(oy, ox)``, in
+    ``(channel, ky, kx)`` order, 0 where the kernel covers the padding. ``x`` is the input
+    flattened channel by channel, row by row (``(c, h, w)``, C order).
+
+    >>> conv_patch(list(range(1, 5)), (1, 2, 2), kernel=3, oy=0, ox=0, stride=1, pad=1)
+    [0, 0, 0, 0, 1, 2, 0, 3, 4]
+    """
+    c, h, w = in_shape
+    patch = []
+    for ci in range(c):
+        for ky in range(kernel):
+            iy = oy * stride + ky - pad
+            for kx in range(kernel):
+                ix = ox * stride + kx - pad
+                patch.append(x[(ci * h + iy) * w + ix] if 0 <= iy < h and 0 <= ix < w else 0)
+    return patch
+
+
+def conv2d(
+    x: Sequence[int],
+    in_shape: Sequence[int],
+    weights: Sequence[Sequence[int]],
+    bias: Sequence[int],
+    mult: Sequence[int],
+    shift: Sequence[int],
+    act: Activation,
+    kernel: int,
+    stride: int = 1,
+    pad: int = 0,
+) -> list[int]:
+    """Quantized 2-D convolution: at every output position, the dense layer of the
+    channels' filters (``weights``: one row of ``c_in * kernel**2`` int8 per output channel,
+    in ``(channel, ky, kx)`` order) on the patch under the kernel (``conv_patch``): the
+    same accumulation, requantization per output channel and saturation as :func:`dense`.
+    The output is flattened channel by channel: ``y[(co * out_h + oy) * out_w + ox]``.
+
+    >>> conv2d([1, 2, 3, 4], (1, 2, 2), [[1, 1, 1, 1]], [0], [1], [0], Activation.IDENTITY, kernel=2)
+    [10]
+    """
+    c, h, w = in_shape
+    if len(x) != c * h * w:
+        raise ParameterRangeError(f"a convolution over {tuple(in_shape)} takes {c * h * w} "
+                                  f"elements, got {len(x)}")
+    c_out, out_h, out_w = conv_output_shape(in_shape, len(weights), kernel, stride, pad)
+    columns = [dense(conv_patch(x, in_shape, kernel, oy, ox, stride, pad), weights, bias, mult,
+                     shift, act)
+               for oy in range(out_h) for ox in range(out_w)]
+    return [column[co] for co in range(c_out) for column in columns]
+
+
+def conv_patch_index(in_shape: Sequence[int], kernel: int, stride: int, pad: int) -> np.ndarray:
+    """For batches: an index array (positions, c_in * kernel**2) into the flattened input
+    with one zero appended (index ``c*h*w``: the padding); row ``oy * out_w + ox`` picks
+    ``conv_patch`` at that position.
+
+    >>> conv_patch_index((1, 2, 2), kernel=2, stride=1, pad=0).tolist()
+    [[0, 1, 2, 3]]
+    """
+    c, h, w = in_shape
+    _, out_h, out_w = conv_output_shape(in_shape, 1, kernel, stride, pad)
+    numbered = range(1, c * h * w + 1)  # element i as i + 1: 0 is left for the padding
+    index = np.array([conv_patch(numbered, in_shape, kernel, oy, ox, stride, pad)
+                      for oy in range(out_h) for ox in range(out_w)], dtype=np.int64) - 1
+    index[index < 0] = c * h * w
+    return index
+
+
+def conv2d_batch(
+    x: np.ndarray,
+    in_shape: Sequence[int],
+    weights: np.ndarray,
+    bias: np.ndarray,
+    mult: np.ndarray,
+    shift: np.ndarray,
+    act: Activation,
+    kernel: int,
+    stride: int = 1,
+    pad: int = 0,
+) -> np.ndarray:
+    """:func:`conv2d` over a batch ``x`` of shape (batch, c*h*w): the patches gathered
+    (``conv_patch_index``) and :func:`dense_batch` on all of them at once; exact, and
+    checked against :func:`conv2d` by the tests."""
+    x = np.asarray(x, dtype=np.int64)
+    index = conv_patch_index(in_shape, kernel, stride, pad)
+    padded = np.concatenate([x, np.zeros((len(x), 1), np.int64)], axis=1)
+    patches = padded[:, index].reshape(-1, index.shape[1])  # (batch * positions, patch)
+    y = dense_batch(patches, weights, bias, mult, shift, act).reshape(len(x), len(index), -1)
+    return y.transpose(0, 2, 1).reshape(len(x), -1)  # channel by channel
+
+
 # ----------------------------------------------------------- from real numbers --
 
 

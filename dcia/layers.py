@@ -31,6 +31,8 @@ class LayerKind(StrEnum):
     ELEMENTWISE = "elementwise"
     EMBEDDING = "embedding"
     FUSION = "fusion"
+    CONV = "conv"
+    """A 2-D convolution: hosts only (no switch program computes it)."""
 
 
 class LayerShape(Protocol):
@@ -257,5 +259,80 @@ class FusionLayer:
         return np.asarray(x, dtype=np.int8).copy()
 
 
-Layer = DenseLayer | ElementwiseLayer | EmbeddingLayer | FusionLayer
+@dataclass(frozen=True)
+class ConvLayer:
+    """A 2-D convolution over an input of ``in_shape`` = (channels, height, width),
+    flattened channel by channel: ``arithmetic.conv2d``. ``weights`` holds one row of
+    ``channels * kernel**2`` int8 per output channel, ``bias``, ``mult`` and ``shift`` one
+    value per output channel: at every position, a dense layer on the patch.
+
+    Its tensors (``n_in``, ``n_out``) are wider than a switch computes and no switch program
+    has the operation: edge and cloud run it (``Capability.can_run`` says why a switch
+    does not).
+
+    >>> conv = ConvLayer([[1, 1, 1, 1]], [0], [1], [0], in_shape=(1, 2, 2), kernel=2)
+    >>> conv.forward([1, 2, 3, 4]), conv.n_in, conv.n_out, conv.macs, conv.out_shape
+    ([10], 4, 1, 4, (1, 1, 1))
+    """
+
+    weights: list[list[int]]
+    bias: list[int]
+    mult: list[int]
+    shift: list[int]
+    act: Activation = Activation.IDENTITY
+    in_shape: tuple[int, int, int] = (1, 1, 1)
+    kernel: int = 1
+    stride: int = 1
+    pad: int = 0
+    kind: LayerKind = field(default=LayerKind.CONV, init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "in_shape", tuple(int(v) for v in self.in_shape))
+        if len(self.in_shape) != 3:
+            raise ParameterRangeError(f"a convolution's input is (channels, height, width), "
+                                      f"not {self.in_shape}")
+        arithmetic.conv_output_shape(self.in_shape, len(self.weights), self.kernel, self.stride,
+                                     self.pad)
+        patch = self.in_shape[0] * self.kernel ** 2
+        for j, row in enumerate(self.weights):
+            if len(row) != patch:
+                raise ParameterRangeError(f"convolution filter {j} has {len(row)} weights, "
+                                          f"expected {patch} (channels x kernel x kernel)")
+            arithmetic.check_int8(row, f"weights[{j}]")
+        for m, s in zip(self.mult, self.shift):
+            arithmetic.check_requant(m, s)
+        if not len(self.bias) == len(self.mult) == len(self.shift) == len(self.weights):
+            raise ParameterRangeError(
+                f"convolution with {len(self.weights)} output channels has {len(self.bias)} "
+                f"biases, {len(self.mult)} multipliers and {len(self.shift)} shifts")
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        return arithmetic.conv_output_shape(self.in_shape, len(self.weights), self.kernel,
+                                            self.stride, self.pad)
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.in_shape))
+
+    @property
+    def n_out(self) -> int:
+        return int(np.prod(self.out_shape))
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates: every output element's patch (padding counted)."""
+        return self.n_out * self.in_shape[0] * self.kernel ** 2
+
+    def forward(self, x: list[int]) -> list[int]:
+        return arithmetic.conv2d(x, self.in_shape, self.weights, self.bias, self.mult,
+                                 self.shift, self.act, self.kernel, self.stride, self.pad)
+
+    def forward_batch(self, x: np.ndarray) -> np.ndarray:
+        return arithmetic.conv2d_batch(
+            x, self.in_shape, np.array(self.weights), np.array(self.bias), np.array(self.mult),
+            np.array(self.shift), self.act, self.kernel, self.stride, self.pad)
+
+
+Layer = DenseLayer | ElementwiseLayer | EmbeddingLayer | FusionLayer | ConvLayer
 

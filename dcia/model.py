@@ -30,6 +30,7 @@ from dcia.arithmetic import Activation
 from dcia.capability import DCIA_PROGRAM, Capability
 from dcia.errors import DciaError, ModelFileError, ModelIntegrityError, ParameterRangeError
 from dcia.layers import (
+    ConvLayer,
     DenseLayer,
     ElementwiseLayer,
     EmbeddingLayer,
@@ -187,6 +188,66 @@ class FloatEmbedding:
 
 
 @dataclass(frozen=True, eq=False)
+class FloatConv:
+    """A 2-D convolution on inputs of ``in_shape`` = (channels, height, width), flattened
+    channel by channel; ``weights`` has shape (c_out, channels, kernel, kernel); then ReLU
+    if ``relu``. The output is flattened channel by channel too.
+
+    >>> conv = FloatConv(np.ones((1, 1, 2, 2)), np.zeros(1), (1, 2, 2))
+    >>> conv.forward(np.array([[1.0, 2.0, 3.0, 4.0]])).tolist(), conv.n_out
+    ([[10.0]], 1)
+    """
+
+    weights: np.ndarray
+    bias: np.ndarray
+    in_shape: tuple[int, int, int]
+    stride: int = 1
+    pad: int = 0
+    relu: bool = False
+    kind: LayerKind = field(default=LayerKind.CONV, init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "in_shape", tuple(int(v) for v in self.in_shape))
+        w = self.weights
+        if (w.ndim != 4 or w.shape[2] != w.shape[3] or len(self.in_shape) != 3
+                or w.shape[1] != self.in_shape[0] or self.bias.shape != (w.shape[0],)):
+            raise ParameterRangeError(
+                f"convolution weights {w.shape}, bias {self.bias.shape} and input "
+                f"{self.in_shape} do not match (weights: out, in, kernel, kernel)")
+        arithmetic.conv_output_shape(self.in_shape, w.shape[0], w.shape[2], self.stride, self.pad)
+        _check_finite(("convolution weights", w, True), ("convolution bias", self.bias, False))
+
+    @property
+    def kernel(self) -> int:
+        return self.weights.shape[2]
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.in_shape))
+
+    @property
+    def n_out(self) -> int:
+        return int(np.prod(arithmetic.conv_output_shape(
+            self.in_shape, self.weights.shape[0], self.kernel, self.stride, self.pad)))
+
+    @property
+    def macs(self) -> int:
+        return self.n_out * self.in_shape[0] * self.kernel ** 2
+
+    def filters(self) -> np.ndarray:
+        """The weights as one row per output channel, in ``(channel, ky, kx)`` order."""
+        return self.weights.reshape(self.weights.shape[0], -1)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        index = arithmetic.conv_patch_index(self.in_shape, self.kernel, self.stride, self.pad)
+        padded = np.concatenate([x, np.zeros((len(x), 1))], axis=1)
+        y = padded[:, index] @ self.filters().T + self.bias  # (batch, positions, c_out)
+        y = y.transpose(0, 2, 1).reshape(len(x), -1)
+        return np.maximum(y, 0.0) if self.relu else y
+
+
+@dataclass(frozen=True, eq=False)
 class FloatFusion:
     """The float twin of a fusion layer: the element-wise maximum over a group's members.
 
@@ -214,7 +275,7 @@ class FloatFusion:
         return np.asarray(x, dtype=np.float64)
 
 
-FloatLayer = FloatDense | FloatElementwise | FloatEmbedding | FloatFusion
+FloatLayer = FloatDense | FloatElementwise | FloatEmbedding | FloatFusion | FloatConv
 
 
 def with_affine(layer: FloatLayer, scale: np.ndarray, offset: np.ndarray) -> FloatLayer:
@@ -223,6 +284,8 @@ def with_affine(layer: FloatLayer, scale: np.ndarray, offset: np.ndarray) -> Flo
         raise ValueError("cannot fold an affine transform into a fusion layer")
     if getattr(layer, "relu", False):
         raise ValueError("cannot fold an affine transform into a layer that ends in ReLU")
+    if isinstance(layer, FloatConv):
+        raise ValueError("cannot fold an element-wise affine transform into a convolution")
     scale = np.broadcast_to(scale, (layer.n_out,))
     offset = np.broadcast_to(offset, (layer.n_out,))
     if isinstance(layer, FloatDense):
@@ -584,6 +647,19 @@ def _digest(body: Any) -> str:
 
 
 def _layer_to_dict(layer: Layer) -> dict[str, Any]:
+    if isinstance(layer, ConvLayer):
+        return {
+            "kind": str(layer.kind),
+            "weights": layer.weights,
+            "bias": layer.bias,
+            "mult": layer.mult,
+            "shift": layer.shift,
+            "act": int(layer.act),
+            "in_shape": list(layer.in_shape),
+            "kernel": layer.kernel,
+            "stride": layer.stride,
+            "pad": layer.pad,
+        }
     if isinstance(layer, DenseLayer):
         return {
             "kind": str(layer.kind),
@@ -618,6 +694,9 @@ def _layer_to_dict(layer: Layer) -> dict[str, Any]:
 
 def _layer_from_dict(d: dict[str, Any]) -> Layer:
     kind = LayerKind(d["kind"])
+    if kind is LayerKind.CONV:
+        return ConvLayer(d["weights"], d["bias"], d["mult"], d["shift"], Activation(d["act"]),
+                         tuple(d["in_shape"]), d["kernel"], d["stride"], d["pad"])
     if kind is LayerKind.DENSE:
         return DenseLayer(d["weights"], d["bias"], d["mult"], d["shift"], Activation(d["act"]))
     if kind is LayerKind.ELEMENTWISE:
@@ -631,7 +710,11 @@ def _layer_from_dict(d: dict[str, Any]) -> Layer:
 
 def _float_layer_to_dict(layer: FloatLayer) -> dict[str, Any]:
     d: dict[str, Any] = {"kind": str(layer.kind)}
-    if isinstance(layer, FloatDense):
+    if isinstance(layer, FloatConv):
+        d.update(weights=layer.weights.tolist(), bias=layer.bias.tolist(),
+                 in_shape=list(layer.in_shape), stride=layer.stride, pad=layer.pad,
+                 relu=layer.relu)
+    elif isinstance(layer, FloatDense):
         d.update(weights=layer.weights.tolist(), bias=layer.bias.tolist(), relu=layer.relu)
     elif isinstance(layer, FloatElementwise):
         d.update(scale=layer.scale.tolist(), offset=layer.offset.tolist(), relu=layer.relu)
@@ -644,6 +727,9 @@ def _float_layer_to_dict(layer: FloatLayer) -> dict[str, Any]:
 
 def _float_layer_from_dict(d: dict[str, Any]) -> FloatLayer:
     kind = LayerKind(d["kind"])
+    if kind is LayerKind.CONV:
+        return FloatConv(np.array(d["weights"], float), np.array(d["bias"], float),
+                         tuple(d["in_shape"]), d["stride"], d["pad"], d["relu"])
     if kind is LayerKind.DENSE:
         return FloatDense(np.array(d["weights"], float), np.array(d["bias"], float), d["relu"])
     if kind is LayerKind.ELEMENTWISE:

@@ -4,7 +4,9 @@ Camera ``k`` of ``n`` streams at ``fps`` frames per second; its frame ``i`` is d
 ``start + k / (n * fps) + i / fps``: the cameras run at one rate with their phases spread
 evenly over a frame interval, as free-running cameras are, not all at one instant. A
 frame is *late* when its answer came after the camera's next frame was due, *dropped*
-when it got no answer.
+when it got no answer. Due times are taken from the camera's own clock as its sends show
+it (an agent that started after its start time paces from when it started: its frames
+are not late for that, and ``start_lag_s`` says by how much it started late).
 
     >>> Clock(fps=10, cameras=4).due(camera=1, frame=2)
     0.225
@@ -78,18 +80,25 @@ class CameraOutcome:
     interval or more (it had too many in flight)."""
     sustained_fps: float | None
     """Answers per second between the camera's first and last answer (None: fewer than two)."""
+    start_lag_s: float
+    """How much later than planned the camera's clock started."""
 
 
 def outcome(results: Sequence[RequestResult], start: float, clock: Clock,
             camera: int) -> CameraOutcome:
-    """Account for camera ``camera``'s results (one per frame, ``index`` = frame),
-    its first frame due at wall-clock ``start + clock.phase(camera)``."""
+    """Account for camera ``camera``'s results (one per frame, ``index`` = frame), its
+    first frame planned at wall-clock ``start + clock.phase(camera)``. The camera's clock
+    is the earliest its sends show (a send is never before its frame's time, only after
+    it when the agent had too many frames in flight)."""
+    planned = start + clock.phase(camera)
+    origins = [r.sent_at - r.index * clock.interval for r in results if r.sent_at]
+    origin = min(origins) if origins else planned
     ok = [r for r in results if r.ok]
-    late = sum(r.ended_at > start + clock.due(camera, r.index + 1) for r in ok)
-    sent_late = sum(r.sent_at > start + clock.due(camera, r.index + 1) for r in results
+    late = sum(r.ended_at > origin + (r.index + 1) * clock.interval for r in ok)
+    sent_late = sum(r.sent_at > origin + (r.index + 1) * clock.interval for r in results
                     if r.sent_at)
     return CameraOutcome(len(results), len(ok), len(results) - len(ok), late, sent_late,
-                         rate([r.ended_at for r in ok]))
+                         rate([r.ended_at for r in ok]), origin - planned)
 
 
 def rate(times: Sequence[float]) -> float | None:

@@ -246,18 +246,20 @@ def print_summary(console: Console, s: dict) -> None:
 
     cams = Table(title=f"cameras ({s['fps']:g} frames/s each; late: answered after the "
                        "camera's next frame was due)")
-    for col in ("camera", "phase", "frames", "answered / dropped / late", "sustained fps",
+    for col in ("camera", "phase / started late by", "frames", "answered / dropped / late",
+                "sustained fps",
                 "middle layers: network / cloud", "correct", "latency p50 / p90 / p99"):
         cams.add_column(col)
     for host, c in s["camera"].items():
-        cams.add_row(host, f"{c['phase_ms']:.1f} ms", str(c["frames"]),
+        cams.add_row(host, f"{c['phase_ms']:.1f} / {c['start_lag_s'] * 1000:.1f} ms",
+                     str(c["frames"]),
                      f"{c['answered']} / {c['dropped']} / {c['late']}", _fps(c["sustained_fps"]),
                      f"{c['middle layers in the network']} / {c['middle layers at the cloud']}",
                      str(c["correct"]), ms_text(c["latency_ms"]))
     console.print(cams)
 
     nodes = Table(title="what each node computed (plan and counters)")
-    for col in ("node", "planned layers", "meter (layers/s)", "counted"):
+    for col in ("node", "planned layers", "layers/s: advertised (meter per layer)", "counted"):
         nodes.add_column(col)
     planned = {st["node"]: st["layers"] for st in s["plan"]}
     edge = planned[s["plan"][0]["node"]]
@@ -276,8 +278,9 @@ def print_summary(console: Console, s: dict) -> None:
                 f"deferred {st.get('deferred', 0)}",
                 f"pass-through {st.get('pass-through', 0)}"]))
         rate_ = c.get("layers_per_s")
-        nodes.add_row(name, (f"{layers[0]}..{layers[-1]}" if layers else "-") + role,
-                      "-" if rate_ is None else f"{rate_:g}", text)
+        meter = ("-" if rate_ is None else
+                 f"{rate_:g} ({rate_ / len(layers):g})" if layers else f"{rate_:g}")
+        nodes.add_row(name, (f"{layers[0]}..{layers[-1]}" if layers else "-") + role, meter, text)
     cloud, cloud_node = s["cloud"], s["plan"][-1]["node"]
     arrivals = ", ".join(f"{v} at layer {k}" for k, v in (cloud["arrivals"] or {}).items())
     nodes.add_row(cloud_node, "{}..{}".format(planned[cloud_node][0], planned[cloud_node][-1]),

@@ -58,7 +58,16 @@ def test_a_frame_answered_after_the_next_frame_was_due_is_late_one_unanswered_dr
     ]
     o = outcome(results, START, clock, camera=1)
     assert (o.frames, o.answered, o.dropped, o.late, o.sent_late) == (4, 3, 1, 1, 0)
+    assert o.start_lag_s == pytest.approx(0.0)
     assert o.sustained_fps == pytest.approx(2 / 0.29)
+
+
+def test_a_camera_that_started_late_is_timed_from_its_own_clock():
+    clock = Clock(fps=10, cameras=1)  # planned at 0.0, 0.1, 0.2; it started 0.3 s late
+    o = outcome([result(0, sent=0.3, ended=0.32), result(1, sent=0.4, ended=0.45),
+                 result(2, sent=0.5, ended=0.61)], START, clock, camera=0)
+    assert (o.late, o.sent_late) == (1, 0)
+    assert o.start_lag_s == pytest.approx(0.3)
 
 
 def test_a_frame_sent_a_whole_interval_after_its_time_counts_as_sent_late():
