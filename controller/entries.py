@@ -20,7 +20,15 @@ import finsy as fy
 
 from dcia.capability import DCIA_PROGRAM, Capability
 from dcia.errors import ParameterRangeError
-from dcia.layers import DenseLayer, ElementwiseLayer, EmbeddingLayer, FusionLayer, Layer, LayerKind
+from dcia.layers import (
+    DenseLayer,
+    ElementwiseLayer,
+    EmbeddingBagLayer,
+    EmbeddingLayer,
+    FusionLayer,
+    Layer,
+    LayerKind,
+)
 from dcia.wire import MAX_NET_ELEMS
 
 INGRESS = "DciaIngress"
@@ -48,6 +56,16 @@ FUSION_SLOTS = 256
 
 def dense_table(neuron: int) -> str:
     return f"{INGRESS}.dense_{neuron}"
+
+
+def bag_table(position: int) -> str:
+    """The table of the embedding-bag vectors looked up for the token at ``position``."""
+    return f"{INGRESS}.bag_{position}"
+
+
+BAG_TABLE_SIZE = 4096
+"""Entries of each ``bag_<position>`` table (p4src/dcia.p4): the (model, version, layer,
+token id) vectors a switch holds, over all its embedding-bag layers."""
 
 
 def pack(values: Sequence[int], bits: int, count: int = MAX_NET_ELEMS) -> int:
@@ -147,6 +165,39 @@ def embedding_entries(
     return entries
 
 
+def embedding_bag_entries(
+    layer: EmbeddingBagLayer, *, model_id: int, version: int, index: int, more: bool = False
+) -> list[fy.P4TableEntry]:
+    """The `layers` entry and, for each token id, its vector in every position's table
+    ``bag_0 .. bag_<n_in - 1>`` (a P4 table is applied once per pass: one per position).
+
+    >>> bag = EmbeddingBagLayer({1: [3, -1], 7: [0, 2]}, dim=2, n_in=3)
+    >>> e = embedding_bag_entries(bag, model_id=1, version=1, index=0)
+    >>> len(e), e[0].action.name, e[1].table_id, e[1].match["token"]
+    (7, 'embedding_bag_layer', 'DciaIngress.bag_0', 1)
+    """
+    if len(layer.table) > BAG_TABLE_SIZE:
+        raise ParameterRangeError(f"an embedding-bag of {len(layer.table)} tokens does not fit "
+                                  f"a switch's {BAG_TABLE_SIZE} entries per position")
+    entries = [
+        fy.P4TableEntry(
+            T_LAYERS,
+            match=_key(model_id, version, index),
+            action=fy.P4TableAction("embedding_bag_layer", n_in=layer.n_in, n_out=layer.dim,
+                                    mode=int(layer.mode), more=int(more)),
+        )
+    ]
+    for position in range(layer.n_in):
+        for token, vec in sorted(layer.table.items()):
+            entries.append(fy.P4TableEntry(
+                bag_table(position),
+                match=fy.P4TableMatch(model_id=model_id, model_version=version, layer=index,
+                                      token=token),
+                action=fy.P4TableAction("bag_add", vec=pack(vec, 8)),
+            ))
+    return entries
+
+
 def fusion_entries(
     layer: FusionLayer, *, model_id: int, version: int, index: int, more: bool = False
 ) -> list[fy.P4TableEntry]:
@@ -166,6 +217,7 @@ _BUILDERS = {
     LayerKind.DENSE: dense_entries,
     LayerKind.ELEMENTWISE: elementwise_entries,
     LayerKind.EMBEDDING: embedding_entries,
+    LayerKind.EMBEDDING_BAG: embedding_bag_entries,
     LayerKind.FUSION: fusion_entries,
 }
 

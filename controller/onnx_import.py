@@ -33,6 +33,10 @@ initializer or a Constant node). Operators become layers like this:
   K inputs side by side (the view of input ``k`` in columns ``k*w .. (k+1)*w``) and a
   fusion layer of K members: each member fills its own view and leaves the others zero,
   so the dense layer computes exactly that view's branch (docs/arithmetic.md, fusion).
+* an embedding-bag, first: ``ReduceSum(Gather(T, tokens), axes=[1])`` (sum) or that
+  divided by the count of the tokens that are not padding (mean: ``Div`` by
+  ``Max(ReduceSum(Cast(Greater(tokens, 0)), axes=[1]), 1)``), ``tokens`` a graph input of
+  shape (batch, n) and ``T``'s row 0, the padding's, all zeros.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from dcia.model import (
     FloatDense,
     FloatElementwise,
     FloatEmbedding,
+    FloatEmbeddingBag,
     FloatFusion,
     FloatLayer,
     FloatModel,
@@ -60,6 +65,7 @@ from dcia.model import (
     with_relu,
 )
 from dcia import arithmetic
+from dcia.arithmetic import BagMode
 from dcia.errors import ModelImportError, ParameterRangeError
 from dcia.wire import MAX_FUSION_MEMBERS
 
@@ -80,6 +86,7 @@ SUPPORTED = frozenset(
         "Div",
         "ai.onnx.ml.Scaler",
         "Max",
+        "ReduceSum",
         "Conv",
     }
     | SHAPE_OPS
@@ -115,7 +122,10 @@ def import_onnx(
     if name is None:
         name = Path(source).stem if isinstance(source, (str, Path)) else graph.name or "model"
     chain, fusion = _trace(graph, _output_name(graph, output))
-    if fusion is None:
+    if isinstance(fusion, FloatEmbeddingBag):
+        builder = _ChainBuilder(None)
+        builder._append(fusion)
+    elif fusion is None:
         builder = _ChainBuilder(_input_width(graph, chain[0][0]))
     else:
         builder = _ChainBuilder(None)
@@ -208,10 +218,11 @@ Link = tuple[onnx.NodeProto, int, dict[int, np.ndarray]]
 """A node of the chain, the position of its computed input and its constant inputs."""
 
 
-def _trace(graph: onnx.GraphProto, output: str) -> tuple[list[Link], onnx.NodeProto | None]:
+def _trace(graph: onnx.GraphProto, output: str
+           ) -> tuple[list[Link], onnx.NodeProto | FloatEmbeddingBag | None]:
     """The nodes from the graph input to ``output``, checking that they form one chain,
-    and the Max node that fuses several views (None: the chain starts at the graph input;
-    otherwise it starts after that node)."""
+    and the Max node that fuses several views or the embedding-bag the chain starts with
+    (None: the chain starts at the graph input; otherwise it starts after that)."""
     constants = _constants(graph)
     producer = {out: node for node in graph.node for out in node.output}
     inputs = {i.name for i in graph.input} - constants.keys()
@@ -231,6 +242,10 @@ def _trace(graph: onnx.GraphProto, output: str) -> tuple[list[Link], onnx.NodePr
                 f"{HINTS.get(op, '')}supported: {', '.join(sorted(SUPPORTED))}"
             )
         computed = [(k, v) for k, v in enumerate(node.input) if v and v not in constants]
+        bag = _embedding_bag(graph, node, constants, producer, inputs)
+        if bag is not None:
+            chain.reverse()
+            return chain, bag
         if op == "Max" and len(computed) > 1 and len(computed) == len(node.input):
             chain.reverse()
             return chain, node
@@ -253,6 +268,66 @@ def _trace(graph: onnx.GraphProto, output: str) -> tuple[list[Link], onnx.NodePr
     if not chain:
         raise ModelImportError(f"model output {output!r} is its input: there is nothing to compute")
     return chain, None
+
+
+def _embedding_bag(graph: onnx.GraphProto, node: onnx.NodeProto, constants: dict[str, np.ndarray],
+                   producer: dict[str, onnx.NodeProto], inputs: set[str]) -> FloatEmbeddingBag | None:
+    """The embedding-bag whose output ``node`` makes (see the module's docstring), or None."""
+    mode = BagMode.SUM
+    if operator(node) == "Div" and all(v not in constants for v in node.input):
+        counted = _count_of(node.input[1], constants, producer, inputs)
+        if counted is None:
+            return None
+        node, mode = producer.get(node.input[0]), BagMode.MEAN
+        if node is None:
+            return None
+    if operator(node) != "ReduceSum" or node.input[0] not in producer:
+        return None
+    gather = producer[node.input[0]]
+    if operator(gather) != "Gather" or gather.input[0] not in constants \
+            or gather.input[1] not in inputs:
+        return None
+    label = f"model node {_node_label(node)} (embedding-bag)"
+    axes = constants.get(node.input[1]) if len(node.input) > 1 and node.input[1] else None
+    keepdims = next((onnx.helper.get_attribute_value(a) for a in node.attribute
+                     if a.name == "keepdims"), 1)
+    if axes is None or [int(a) for a in np.ravel(axes)] != [1] or keepdims:
+        raise ModelImportError(f"{label} must sum over the tokens: axes [1], keepdims 0")
+    if mode is BagMode.MEAN and counted != gather.input[1]:
+        raise ModelImportError(f"{label} divides by the count of another input's tokens")
+    table = constants[gather.input[0]].astype(np.float64)
+    if table.ndim != 2 or np.any(table[0] != 0):
+        raise ModelImportError(f"{label}: the table's row 0 (the padding token) must be all "
+                               "zeros, so that padding adds nothing")
+    width = _input_width(graph, gather)
+    if width is None:
+        raise ModelImportError(f"{label}: the token input {gather.input[1]!r} needs a fixed "
+                               "width, shape (batch, n)")
+    try:
+        return FloatEmbeddingBag(table, width, mode)
+    except ParameterRangeError as e:
+        raise ModelImportError(f"{label}: {e}") from None
+
+
+def _count_of(value: str, constants, producer, inputs) -> str | None:
+    """The graph input whose non-padding tokens ``value`` counts (at least 1), or None:
+    ``Max(ReduceSum(Cast(Greater(tokens, 0)), axes=[1]), 1)``, Cast and Max optional."""
+    node = producer.get(value)
+    if node is not None and operator(node) == "Max":
+        rest = [v for v in node.input if v not in constants]
+        if len(rest) != 1 or any(float(np.max(constants[v])) != 1.0
+                                 for v in node.input if v in constants):
+            return None
+        node = producer.get(rest[0])
+    if node is None or operator(node) != "ReduceSum":
+        return None
+    node = producer.get(node.input[0])
+    if node is not None and operator(node) == "Cast":
+        node = producer.get(node.input[0])
+    if node is None or operator(node) != "Greater" or node.input[1] not in constants \
+            or np.any(constants[node.input[1]] != 0) or node.input[0] not in inputs:
+        return None
+    return node.input[0]
 
 
 def _fused_views(graph: onnx.GraphProto, node: onnx.NodeProto) -> list[FloatLayer]:
@@ -443,12 +518,15 @@ class _ChainBuilder:
 
     def _affine(self, scale: np.ndarray, offset: np.ndarray) -> None:
         last = self.layers[-1] if self.layers else None
-        if last is not None and not getattr(last, "relu", False):
+        if last is not None and not getattr(last, "relu", False) \
+                and not isinstance(last, FloatEmbeddingBag):
             self.layers[-1] = with_affine(last, scale, offset)
         else:
             self._append(FloatElementwise(scale, offset))
 
     def _relu(self, node, data_index, consts) -> None:
+        if self.layers and isinstance(self.layers[-1], FloatEmbeddingBag):
+            self._append(FloatElementwise(np.ones(self.width), np.zeros(self.width)))
         if not self.layers:
             if self.width is None:
                 raise self._error(

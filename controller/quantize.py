@@ -43,6 +43,7 @@ from dcia.model import (
     FloatDense,
     FloatElementwise,
     FloatEmbedding,
+    FloatEmbeddingBag,
     FloatFusion,
     FloatLayer,
     FloatModel,
@@ -58,6 +59,7 @@ from dcia.layers import (
     ConvLayer,
     DenseLayer,
     ElementwiseLayer,
+    EmbeddingBagLayer,
     EmbeddingLayer,
     FusionLayer,
     Layer,
@@ -156,9 +158,11 @@ def check_calibration(model: FloatModel, samples: np.ndarray) -> np.ndarray:
         raise CalibrationError(f"calibration samples are not real numbers (dtype {x.dtype})")
     if x.dtype.kind not in "iuf":
         raise CalibrationError(f"calibration samples are not numbers (dtype {x.dtype})")
-    ids = isinstance(model.layers[0], FloatEmbedding)
-    expected = "(n,) or (n, 1) of ids" if ids else f"(n, {model.input_size})"
-    if (x.ndim not in (1, 2) or (x.ndim == 2 and x.shape[1] != 1)) if ids else (
+    ids = isinstance(model.layers[0], FloatEmbedding | FloatEmbeddingBag)
+    bag = isinstance(model.layers[0], FloatEmbeddingBag)
+    expected = (f"(n, {model.input_size}) of token ids" if bag else "(n,) or (n, 1) of ids"
+                if ids else f"(n, {model.input_size})")
+    if (x.ndim not in (1, 2) or (x.ndim == 2 and x.shape[1] != 1)) if ids and not bag else (
         x.ndim != 2 or x.shape[1] != model.input_size
     ):
         raise CalibrationError(
@@ -219,7 +223,7 @@ def calibrate(
                 )
     scales = []
     for i, a in enumerate(acts):
-        if i == 0 and isinstance(model.layers[0], FloatEmbedding):
+        if i == 0 and isinstance(model.layers[0], FloatEmbedding | FloatEmbeddingBag):
             scales.append(1.0)  # ids are not scaled
             continue
         mag = np.abs(a.astype(np.float64))
@@ -250,7 +254,8 @@ def quantize(
     aligned = prepare(model)
     samples = check_calibration(aligned, samples)
     scales = calibrate(aligned, samples, method, percentile, groups)
-    if isinstance(aligned.layers[0], FloatEmbedding):
+    if isinstance(aligned.layers[0], FloatEmbedding | FloatEmbeddingBag):
+        # the vectors keep their scale: a mean of int8s is in it, a sum saturates in it
         scales[1] = _embedding_scale(aligned.layers[0])
     layers = [
         _quantize_layer(layer, scales[i], scales[i + 1], i)
@@ -302,7 +307,8 @@ def layer_errors(model: QuantizedModel, samples: np.ndarray, limit: int = 1000) 
     errors = []
     for i, layer in enumerate(model.float_model.layers):
         y_int = model.forward_int(x, i, i + 1)
-        y_float = layer.forward(samples if i == 0 and model.takes_ids else model.dequantize(x, i))
+        y_float = layer.forward(samples if i == 0 and (model.takes_ids or model.takes_tokens)
+                                else model.dequantize(x, i))
         diff = np.abs(model.dequantize(y_int, i + 1) - y_float).mean()
         errors.append(float(diff / max(np.abs(y_float).mean(), 1e-12)))
         x = y_int
@@ -317,6 +323,8 @@ def _quantize_layer(layer: FloatLayer, s_in: float, s_out: float, index: int) ->
             return _elementwise(layer, s_in, s_out)
         if isinstance(layer, FloatConv):
             return _conv(layer, s_in, s_out)
+        if isinstance(layer, FloatEmbeddingBag):
+            return _embedding_bag(layer, s_out)
         return _embedding(layer, s_out)
     except ParameterRangeError as e:
         raise ParameterRangeError(f"cannot quantize layer {index} ({layer.kind}): {e}") from None
@@ -382,8 +390,9 @@ def _elementwise(layer: FloatElementwise, s_in: float, s_out: float) -> Elementw
     )
 
 
-def _embedding_scale(layer: FloatEmbedding) -> float:
-    amax = float(np.abs(layer.table).max())
+def _embedding_scale(layer: FloatEmbedding | FloatEmbeddingBag) -> float:
+    table = layer.table[1:] if isinstance(layer, FloatEmbeddingBag) else layer.table
+    amax = float(np.abs(table).max())
     return amax / arithmetic.INT8_MAX if amax > 0 else 1.0
 
 
@@ -396,3 +405,13 @@ def _embedding(layer: FloatEmbedding, s_out: float) -> EmbeddingLayer:
         np.int64
     )
     return EmbeddingLayer({i: row for i, row in enumerate(q.tolist())}, layer.n_out)
+
+
+def _embedding_bag(layer: FloatEmbeddingBag, s_out: float) -> EmbeddingBagLayer:
+    """Every token's vector (row 1 .. vocabulary - 1; row 0 is padding) in int8 at the
+    layer's output scale."""
+    q = np.clip(np.round(layer.table / s_out), arithmetic.INT8_MIN, arithmetic.INT8_MAX).astype(
+        np.int64
+    )
+    return EmbeddingBagLayer({i: q[i].tolist() for i in range(1, len(q))}, layer.n_out,
+                             layer.n_in, layer.mode)

@@ -158,6 +158,90 @@ def embedding(x: Sequence[int], table: dict[int, Sequence[int]]) -> list[int]:
     return vec
 
 
+BAG_PAD = 0
+"""The padding token id of an embedding-bag: looked up nowhere, not counted in the mean."""
+BAG_MAX_ID = 0xFF
+"""Token ids are one element each, read as an unsigned byte: 1 .. 255 (0 is padding)."""
+BAG_SHIFT = 24
+"""The P4 program's mean divides by ``c`` as ``* ceil(2**24 / c) >> 24`` (bag_mean_p4)."""
+
+
+class BagMode(IntEnum):
+    """How an embedding-bag pools its tokens' vectors; the value is the P4 ``mode`` code."""
+
+    SUM = 0
+    MEAN = 1
+
+
+def token_id(element: int) -> int:
+    """The token id an int8 element carries: its unsigned byte.
+
+    >>> token_id(-1), token_id(5)
+    (255, 5)
+    """
+    return element & 0xFF
+
+
+def token_elements(ids: Sequence[int]) -> list[int]:
+    """The int8 elements that carry token ids (inverse of token_id).
+
+    >>> token_elements([0, 5, 255])
+    [0, 5, -1]
+    """
+    for i in ids:
+        if not 0 <= i <= BAG_MAX_ID:
+            raise ParameterRangeError(f"token id {i} is outside 0..{BAG_MAX_ID}")
+    return [wrap(i, 8) for i in ids]
+
+
+def round_half_up_div(total: int, count: int) -> int:
+    """``total / count`` rounded to the nearest integer, ties toward +infinity (count > 0).
+
+    >>> round_half_up_div(5, 2), round_half_up_div(-5, 2), round_half_up_div(-7, 3)
+    (3, -2, -2)
+    """
+    return (2 * total + count) // (2 * count)
+
+
+def bag_mean_p4(total: int, count: int) -> int:
+    """The mean as the P4 program computes it, without a division: the sum shifted to be
+    non-negative, times ``ceil(2**24 / count)``, rounded, shifted back. Equal to
+    ``round_half_up_div`` for every sum of up to 16 int8 values (tests check all of them).
+    """
+    recip = -(-(1 << BAG_SHIFT) // count)
+    return (((total + 128 * count) * recip + (1 << (BAG_SHIFT - 1))) >> BAG_SHIFT) - 128
+
+
+def embedding_bag(
+    x: Sequence[int], table: dict[int, Sequence[int]], dim: int, mode: BagMode
+) -> list[int]:
+    """Embedding-bag: look up every token of ``x`` (one element each, ``token_id``; 0 is
+    padding) in ``table`` and pool the vectors of the tokens that are not padding:
+
+    * ``SUM``: ``y_j = sat8(sum_t table[t]_j)``;
+    * ``MEAN``: ``y_j = round_half_up(sum_t table[t]_j / c)``, ``c`` the tokens counted;
+    * only padding: every element 0.
+
+    Duplicates count once per occurrence. A token without a vector raises KeyError: a
+    switch passes such a packet on uncomputed (as with partial state).
+
+    >>> t = {1: [10, -3], 2: [5, 4]}
+    >>> embedding_bag([1, 2, 0, 2], t, 2, BagMode.MEAN), embedding_bag([1, 2, 2], t, 2, BagMode.SUM)
+    ([7, 2], [20, 5])
+    """
+    check_int8(x, "x")
+    vectors = [table[token_id(v)] for v in x if token_id(v) != BAG_PAD]
+    for vec in vectors:
+        if len(vec) != dim:
+            raise ParameterRangeError(f"an embedding-bag vector has {len(vec)} elements, not {dim}")
+    if not vectors:
+        return [0] * dim
+    sums = [sum(column) for column in zip(*vectors)]
+    if mode == BagMode.SUM:
+        return [saturate_int8(s) for s in sums]
+    return [saturate_int8(round_half_up_div(s, len(vectors))) for s in sums]
+
+
 def fuse(members: Sequence[Sequence[int]]) -> list[int]:
     """Fusion of the members of one group: the element-wise maximum of their int8 tensors.
 

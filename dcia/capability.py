@@ -20,7 +20,7 @@ decisions that need a single number.
 
     >>> s2 = Capability.nominal("s2", "switch", layer_time_s=0.0005)
     >>> s2.max_elems, s2.layers_per_pass, sorted(s2.operations)
-    (16, 8, ['dense', 'elementwise', 'embedding', 'fusion'])
+    (16, 8, ['dense', 'elementwise', 'embedding', 'embedding_bag', 'fusion'])
     >>> from dcia.layers import DenseLayer
     >>> s2.can_run(DenseLayer([[1] * 64] * 10, [0] * 10, [1] * 10, [0] * 10))
     'has 64 inputs but switch s2 supports at most 16'
@@ -54,6 +54,7 @@ class Op(StrEnum):
     DENSE = LayerKind.DENSE.value
     ELEMENTWISE = LayerKind.ELEMENTWISE.value
     EMBEDDING = LayerKind.EMBEDDING.value
+    EMBEDDING_BAG = LayerKind.EMBEDDING_BAG.value
     FUSION = LayerKind.FUSION.value
     ANY = "any"
 
@@ -64,7 +65,7 @@ _KIND_DEFAULTS: Mapping[NodeKind, Mapping[str, Any]] = MappingProxyType({
         "macs_per_s": 1e8, "layer_time_s": 1e-5,
     }),
     NodeKind.SWITCH: MappingProxyType({
-        "operations": (Op.DENSE, Op.ELEMENTWISE, Op.EMBEDDING, Op.FUSION),
+        "operations": (Op.DENSE, Op.ELEMENTWISE, Op.EMBEDDING, Op.EMBEDDING_BAG, Op.FUSION),
         "max_elems": MAX_NET_ELEMS,
         "layers_per_pass": MAX_PASSES, "macs_per_s": None, "layer_time_s": 1e-3,
         "accelerator": "p4-pipeline",

@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from dcia import arithmetic
-from dcia.arithmetic import Activation
+from dcia.arithmetic import Activation, BagMode
 from dcia.errors import ParameterRangeError
 from dcia.wire import MAX_FUSION_MEMBERS
 
@@ -30,6 +30,7 @@ class LayerKind(StrEnum):
     DENSE = "dense"
     ELEMENTWISE = "elementwise"
     EMBEDDING = "embedding"
+    EMBEDDING_BAG = "embedding_bag"
     FUSION = "fusion"
     CONV = "conv"
     """A 2-D convolution: hosts only (no switch program computes it)."""
@@ -58,9 +59,11 @@ def mac_count(kind: LayerKind | str, n_in: int, n_out: int) -> int:
     (160, 16, 0)
     >>> mac_count("fusion", 16, 16)   # comparisons, no multiply-accumulates
     0
+    >>> mac_count("embedding_bag", 16, 8)   # an addition per token and element
+    128
     """
     kind = LayerKind(kind)
-    if kind is LayerKind.DENSE:
+    if kind in (LayerKind.DENSE, LayerKind.EMBEDDING_BAG):
         return n_in * n_out
     return n_in if kind is LayerKind.ELEMENTWISE else 0
 
@@ -204,6 +207,57 @@ class EmbeddingLayer:
 
 
 @dataclass(frozen=True)
+class EmbeddingBagLayer:
+    """``n_in`` token ids (one element each, 0 padding) -> the pooled int8 vector of
+    ``dim`` elements: the saturated sum or the rounded mean of their vectors
+    (``arithmetic.embedding_bag``). ``table`` maps token ids 1..255 to vectors.
+
+    >>> bag = EmbeddingBagLayer({1: [10, -3], 2: [5, 4]}, dim=2, n_in=4, mode=BagMode.MEAN)
+    >>> bag.forward([1, 2, 2, 0]), bag.n_in, bag.n_out
+    ([7, 2], 4, 2)
+    """
+
+    table: dict[int, list[int]]
+    dim: int
+    n_in: int
+    mode: BagMode = BagMode.MEAN
+    kind: LayerKind = field(default=LayerKind.EMBEDDING_BAG, init=False)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.n_in:
+            raise ParameterRangeError(f"an embedding-bag takes at least one token, got {self.n_in}")
+        if not 1 <= self.dim:
+            raise ParameterRangeError(f"an embedding-bag vector needs at least one element, got {self.dim}")
+        object.__setattr__(self, "mode", BagMode(self.mode))
+        for ident, vec in self.table.items():
+            if not 1 <= ident <= arithmetic.BAG_MAX_ID:
+                raise ParameterRangeError(
+                    f"embedding-bag token id {ident} is outside 1..{arithmetic.BAG_MAX_ID} "
+                    f"({arithmetic.BAG_PAD} is padding)")
+            if len(vec) != self.dim:
+                raise ParameterRangeError(
+                    f"embedding-bag vector of token {ident} has {len(vec)} elements, expected {self.dim}")
+            arithmetic.check_int8(vec, f"embedding_bag[{ident}]")
+
+    @property
+    def n_out(self) -> int:
+        return self.dim
+
+    @property
+    def macs(self) -> int:
+        return mac_count(self.kind, self.n_in, self.n_out)
+
+    def forward(self, x: list[int]) -> list[int]:
+        if len(x) != self.n_in:
+            raise ParameterRangeError(f"an embedding-bag of {self.n_in} tokens got {len(x)} elements")
+        return arithmetic.embedding_bag(x, self.table, self.dim, self.mode)
+
+    def forward_batch(self, x: np.ndarray) -> np.ndarray:
+        return np.array([self.forward(list(map(int, row))) for row in x], dtype=np.int8).reshape(
+            len(x), self.dim)
+
+
+@dataclass(frozen=True)
 class FusionLayer:
     """Fuse the tensors of ``members`` inputs (one fusion group) into one: the element-wise
     maximum (``arithmetic.fuse``), ``n`` elements in and out.
@@ -334,5 +388,5 @@ class ConvLayer:
             np.array(self.shift), self.act, self.kernel, self.stride, self.pad)
 
 
-Layer = DenseLayer | ElementwiseLayer | EmbeddingLayer | FusionLayer | ConvLayer
+Layer = DenseLayer | ElementwiseLayer | EmbeddingLayer | EmbeddingBagLayer | FusionLayer | ConvLayer
 

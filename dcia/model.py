@@ -26,13 +26,14 @@ from typing import Any
 import numpy as np
 
 from dcia import arithmetic
-from dcia.arithmetic import Activation
+from dcia.arithmetic import Activation, BagMode
 from dcia.capability import DCIA_PROGRAM, Capability
 from dcia.errors import DciaError, ModelFileError, ModelIntegrityError, ParameterRangeError
 from dcia.layers import (
     ConvLayer,
     DenseLayer,
     ElementwiseLayer,
+    EmbeddingBagLayer,
     EmbeddingLayer,
     FusionLayer,
     Layer,
@@ -188,6 +189,53 @@ class FloatEmbedding:
 
 
 @dataclass(frozen=True, eq=False)
+class FloatEmbeddingBag:
+    """``n_in`` token ids (0 padding) -> the sum or mean of their rows of ``table`` (shape
+    (vocabulary, dim); row 0, the padding's, is never read). An empty bag is all zeros.
+
+    >>> bag = FloatEmbeddingBag(np.array([[9.0, 9.0], [1.0, 2.0], [3.0, 0.0]]), n_in=3)
+    >>> bag.forward(np.array([[1, 2, 0], [0, 0, 0]])).tolist()
+    [[2.0, 1.0], [0.0, 0.0]]
+    """
+
+    table: np.ndarray
+    n_in: int
+    mode: BagMode = BagMode.MEAN
+    kind: LayerKind = field(default=LayerKind.EMBEDDING_BAG, init=False)
+
+    def __post_init__(self) -> None:
+        if self.table.ndim != 2 or len(self.table) < 2:
+            raise ParameterRangeError(f"embedding-bag table has shape {self.table.shape}; it "
+                                      "needs 2-D rows, the padding's and at least one token's")
+        if len(self.table) > arithmetic.BAG_MAX_ID + 1:
+            raise ParameterRangeError(
+                f"embedding-bag table has {len(self.table)} rows; token ids are one element, "
+                f"at most {arithmetic.BAG_MAX_ID + 1} rows (padding included)")
+        object.__setattr__(self, "mode", BagMode(self.mode))
+        _check_finite(("embedding-bag table", self.table, False))
+
+    @property
+    def n_out(self) -> int:
+        return self.table.shape[1]
+
+    @property
+    def macs(self) -> int:
+        return mac_count(self.kind, self.n_in, self.n_out)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        ids = np.asarray(x).reshape(len(x), -1).astype(np.int64)
+        if ids.shape[1] != self.n_in:
+            raise ParameterRangeError(f"an embedding-bag of {self.n_in} tokens got {ids.shape[1]}")
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self.table)):
+            raise ParameterRangeError(f"token ids must be in 0..{len(self.table) - 1}")
+        mask = (ids != arithmetic.BAG_PAD)[:, :, None]
+        sums = (self.table[ids] * mask).sum(axis=1)
+        if self.mode == BagMode.SUM:
+            return sums
+        return sums / np.maximum(mask.sum(axis=1), 1)
+
+
+@dataclass(frozen=True, eq=False)
 class FloatConv:
     """A 2-D convolution on inputs of ``in_shape`` = (channels, height, width), flattened
     channel by channel; ``weights`` has shape (c_out, channels, kernel, kernel); then ReLU
@@ -275,13 +323,13 @@ class FloatFusion:
         return np.asarray(x, dtype=np.float64)
 
 
-FloatLayer = FloatDense | FloatElementwise | FloatEmbedding | FloatFusion | FloatConv
+FloatLayer = FloatDense | FloatElementwise | FloatEmbedding | FloatEmbeddingBag | FloatFusion | FloatConv
 
 
 def with_affine(layer: FloatLayer, scale: np.ndarray, offset: np.ndarray) -> FloatLayer:
     """``layer`` followed by ``y * scale + offset`` as one layer (exact; ``layer`` has no ReLU)."""
-    if isinstance(layer, FloatFusion):
-        raise ValueError("cannot fold an affine transform into a fusion layer")
+    if isinstance(layer, FloatFusion | FloatEmbeddingBag):
+        raise ValueError(f"cannot fold an affine transform into a {layer.kind} layer")
     if getattr(layer, "relu", False):
         raise ValueError("cannot fold an affine transform into a layer that ends in ReLU")
     if isinstance(layer, FloatConv):
@@ -297,8 +345,8 @@ def with_affine(layer: FloatLayer, scale: np.ndarray, offset: np.ndarray) -> Flo
 
 def with_relu(layer: FloatLayer) -> FloatLayer:
     """``layer`` followed by ReLU as one layer."""
-    if isinstance(layer, FloatFusion):
-        raise ValueError("cannot fold ReLU into a fusion layer")
+    if isinstance(layer, FloatFusion | FloatEmbeddingBag):
+        raise ValueError(f"cannot fold ReLU into a {layer.kind} layer")
     if isinstance(layer, FloatEmbedding):
         return FloatEmbedding(np.maximum(layer.table, 0.0))
     return replace(layer, relu=True)
@@ -341,8 +389,8 @@ class FloatModel:
         if self.output not in OUTPUTS:
             raise ParameterRangeError(f"model output {self.output!r} is not one of {OUTPUTS}")
         for i, layer in enumerate(self.layers[1:], start=1):
-            if isinstance(layer, FloatEmbedding):
-                raise ParameterRangeError(f"layer {i} is an embedding; only the first layer may be")
+            if isinstance(layer, FloatEmbedding | FloatEmbeddingBag):
+                raise ParameterRangeError(f"layer {i} is an {layer.kind}; only the first layer may be")
         check_chain(self.layers)
 
     @property
@@ -351,7 +399,8 @@ class FloatModel:
 
     def forward(self, x: np.ndarray, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Run layers [start, stop) on the batch ``x``."""
-        ids = start < len(self.layers) and isinstance(self.layers[start], FloatEmbedding)
+        ids = start < len(self.layers) and isinstance(self.layers[start],
+                                                      FloatEmbedding | FloatEmbeddingBag)
         y = np.asarray(x) if ids else np.asarray(x, dtype=np.float64)
         for layer in self.layers[start:stop]:
             y = layer.forward(y)
@@ -458,6 +507,11 @@ class QuantizedModel:
         """True when the input is an embedding id rather than a feature vector."""
         return self.layers[0].kind is LayerKind.EMBEDDING
 
+    @property
+    def takes_tokens(self) -> bool:
+        """True when the input is a bag of token ids (an embedding-bag comes first)."""
+        return self.layers[0].kind is LayerKind.EMBEDDING_BAG
+
     def switch_problems(self, switch: Capability = DCIA_PROGRAM) -> dict[int, str]:
         """Layers ``switch`` cannot run, with the reason (they run on the edge or the cloud)."""
         return {i: p for i, layer in enumerate(self.layers) if (p := switch.can_run(layer))}
@@ -468,6 +522,14 @@ class QuantizedModel:
         Features are divided by ``input_scale``, rounded half to even and saturated.
         """
         x = np.asarray(x)
+        if self.takes_tokens:
+            n = self.layers[0].n_in
+            if x.ndim != 2 or x.shape[1] != n:
+                raise ParameterRangeError(
+                    f"model {self.name!r} takes bags of {n} token ids, shape (batch, {n}); got {x.shape}")
+            if x.size and (x.min() < 0 or x.max() > arithmetic.BAG_MAX_ID):
+                raise ParameterRangeError(f"token ids must be in 0..{arithmetic.BAG_MAX_ID}")
+            return np.asarray(x, dtype=np.int64).astype(np.uint8).view(np.int8)
         if self.takes_ids:
             ids = x.reshape(len(x), -1)[:, 0]
             return np.array([arithmetic.id_elements(int(i)) for i in ids], dtype=np.int8).reshape(
@@ -685,6 +747,14 @@ def _layer_to_dict(layer: Layer) -> dict[str, Any]:
             "members": layer.members,
             "timeout_us": layer.timeout_us,
         }
+    if isinstance(layer, EmbeddingBagLayer):
+        return {
+            "kind": str(layer.kind),
+            "dim": layer.dim,
+            "n_in": layer.n_in,
+            "mode": int(layer.mode),
+            "table": {str(k): v for k, v in sorted(layer.table.items())},
+        }
     return {
         "kind": str(layer.kind),
         "dim": layer.dim,
@@ -705,6 +775,9 @@ def _layer_from_dict(d: dict[str, Any]) -> Layer:
         )
     if kind is LayerKind.FUSION:
         return FusionLayer(d["n"], d["members"], d["timeout_us"])
+    if kind is LayerKind.EMBEDDING_BAG:
+        return EmbeddingBagLayer({int(k): v for k, v in d["table"].items()}, d["dim"], d["n_in"],
+                                 BagMode(d["mode"]))
     return EmbeddingLayer({int(k): v for k, v in d["table"].items()}, d["dim"])
 
 
@@ -720,6 +793,8 @@ def _float_layer_to_dict(layer: FloatLayer) -> dict[str, Any]:
         d.update(scale=layer.scale.tolist(), offset=layer.offset.tolist(), relu=layer.relu)
     elif isinstance(layer, FloatFusion):
         d.update(n=layer.n, members=layer.members)
+    elif isinstance(layer, FloatEmbeddingBag):
+        d.update(table=layer.table.tolist(), n_in=layer.n_in, mode=int(layer.mode))
     else:
         d.update(table=layer.table.tolist())
     return d
@@ -738,4 +813,6 @@ def _float_layer_from_dict(d: dict[str, Any]) -> FloatLayer:
         )
     if kind is LayerKind.FUSION:
         return FloatFusion(d["n"], d["members"])
+    if kind is LayerKind.EMBEDDING_BAG:
+        return FloatEmbeddingBag(np.array(d["table"], float), d["n_in"], BagMode(d["mode"]))
     return FloatEmbedding(np.array(d["table"], float))

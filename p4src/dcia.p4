@@ -68,6 +68,11 @@ const bit<8> KIND_DENSE       = 1;
 const bit<8> KIND_ELEMENTWISE = 2;
 const bit<8> KIND_EMBEDDING   = 3;
 const bit<8> KIND_FUSION      = 4;
+const bit<8> KIND_EMBEDDING_BAG = 5;
+const bit<8> BAG_SUM          = 0;         /* embedding-bag pooling: saturating sum */
+const bit<8> BAG_MEAN         = 1;         /*   mean over the tokens, rounded half up */
+const bit<8> BAG_PAD          = 0;         /* token id 0: padding, looked up nowhere */
+#define BAG_SHIFT 24                       /* mean: ((s + 128 c) * ceil(2^24 / c) + 2^23) >> 24, - 128 */
 const bit<8> ACT_IDENTITY     = 0;
 const bit<8> ACT_RELU         = 1;
 
@@ -197,6 +202,13 @@ struct metadata_t {
     bit<128> ew_scales;      /* element-wise layer parameters */
     bit<256> ew_offsets;
     bit<16>  embed_id;
+    bit<8>   bag_mode;       /* embedding-bag: BAG_SUM or BAG_MEAN */
+    bit<8>   bag_count;      /*   tokens that are not padding */
+    int<64>  bag_recip;      /*   ceil(2^BAG_SHIFT / bag_count) */
+    int<32>  bs0;  int<32> bs1;  int<32> bs2;  int<32> bs3;    /* the sums of the vectors */
+    int<32>  bs4;  int<32> bs5;  int<32> bs6;  int<32> bs7;
+    int<32>  bs8;  int<32> bs9;  int<32> bs10; int<32> bs11;
+    int<32>  bs12; int<32> bs13; int<32> bs14; int<32> bs15;
     int<32>  acc;            /* accumulator of the element being computed */
     bit<16>  mult;           /* its requantization multiplier and shift */
     bit<8>   shift;
@@ -499,6 +511,18 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
         meta.more = more;
     }
 
+    /* Embedding-bag: n_in token ids (one element each, uint8; 0 is padding), each looked
+     * up in bag_<position>, their vectors pooled by `mode` into n_out elements. */
+    action embedding_bag_layer(bit<16> n_in, bit<16> n_out, bit<8> mode, bit<1> more) {
+        layer_meter.read(meta.color);
+        meta.kind = KIND_EMBEDDING_BAG;
+        meta.n_in = n_in;
+        meta.n_out = n_out;
+        meta.act = ACT_IDENTITY;
+        meta.bag_mode = mode;
+        meta.more = more;
+    }
+
     /* Fuse the n-element tensors of `members` packets of one group (element-wise max);
      * an incomplete group waits at most timeout_us. Not metered: deferring one member
      * would split its group. */
@@ -518,7 +542,8 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
             hdr.dcia.model_version: exact @name("model_version");
             hdr.dcia.next_layer:    exact @name("layer");
         }
-        actions = { dense_layer; elementwise_layer; embedding_layer; fusion_layer; NoAction; }
+        actions = { dense_layer; elementwise_layer; embedding_layer; embedding_bag_layer;
+                    fusion_layer; NoAction; }
         size = 1024;
         default_action = NoAction();
         meters = layer_meter;
@@ -600,6 +625,56 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
         size = 4096;
         default_action = NoAction();
     }
+
+    /* ---- embedding-bag (dcia/arithmetic.py: embedding_bag) ----
+     * A table is applied at most once per pass, so the vectors are in one table per token
+     * position, bag_0 .. bag_15, each keyed by (model, version, layer, token id) and
+     * holding the same vectors: bag_i adds the vector of token i to the sums bs*. */
+
+#define BAG_ADD(j) meta.bs##j = meta.bs##j + W(vec, j);
+    action bag_add(bit<128> vec) {
+        BAG_ADD(0)  BAG_ADD(1)  BAG_ADD(2)  BAG_ADD(3)  BAG_ADD(4)  BAG_ADD(5)
+        BAG_ADD(6)  BAG_ADD(7)  BAG_ADD(8)  BAG_ADD(9)  BAG_ADD(10) BAG_ADD(11)
+        BAG_ADD(12) BAG_ADD(13) BAG_ADD(14) BAG_ADD(15)
+    }
+
+#define BAG_TABLE(i)                                                                 \
+    table bag_##i {                                                                  \
+        key = {                                                                      \
+            hdr.dcia.model_id:      exact @name("model_id");                         \
+            hdr.dcia.model_version: exact @name("model_version");                    \
+            hdr.dcia.next_layer:    exact @name("layer");                            \
+            meta.x##i:              exact @name("token");                            \
+        }                                                                            \
+        actions = { bag_add; NoAction; }                                             \
+        size = 4096;                                                                 \
+        default_action = NoAction();                                                 \
+    }
+
+    BAG_TABLE(0)  BAG_TABLE(1)  BAG_TABLE(2)  BAG_TABLE(3)
+    BAG_TABLE(4)  BAG_TABLE(5)  BAG_TABLE(6)  BAG_TABLE(7)
+    BAG_TABLE(8)  BAG_TABLE(9)  BAG_TABLE(10) BAG_TABLE(11)
+    BAG_TABLE(12) BAG_TABLE(13) BAG_TABLE(14) BAG_TABLE(15)
+
+/* token i: padding adds nothing; a token without a vector here leaves the layer to the
+ * next node (partial state, or an id outside the vocabulary) */
+#define BAG_LOOKUP(i)                                                                \
+    if (meta.x##i != BAG_PAD) {                                                      \
+        meta.bag_count = meta.bag_count + 1;                                         \
+        if (!bag_##i.apply().hit) { meta.incomplete = 1; }                           \
+    }
+
+/* pooled element j: the saturated sum, or the mean rounded half up (exact: for sums of
+ * at most 16 int8s the reciprocal's error never reaches the next integer); a bag of
+ * padding only sums to 0 */
+#define BAG_OUT(j)                                                                   \
+    if (meta.bag_mode == BAG_MEAN && meta.bag_count != 0) {                          \
+        meta.q = ((((int<64>)(meta.bs##j + (int<32>)(bit<32>)meta.bag_count * 128))  \
+                   * meta.bag_recip + (64s1 << (BAG_SHIFT - 1))) >> BAG_SHIFT) - 128; \
+    } else {                                                                         \
+        meta.q = (int<64>)meta.bs##j;                                                \
+    }                                                                                \
+    meta.y##j = (meta.q > 127) ? 8w0x7F : ((meta.q < -128) ? 8w0x80 : meta.q[7:0]);
 
     /* ---- fusion (dcia/arithmetic.py: fuse): element-wise max over a group's members ---- */
 
@@ -864,6 +939,32 @@ control DciaIngress(inout headers_t hdr, inout metadata_t meta,
                         ELEMENTWISE(4)  ELEMENTWISE(5)  ELEMENTWISE(6)  ELEMENTWISE(7)
                         ELEMENTWISE(8)  ELEMENTWISE(9)  ELEMENTWISE(10) ELEMENTWISE(11)
                         ELEMENTWISE(12) ELEMENTWISE(13) ELEMENTWISE(14) ELEMENTWISE(15)
+                    } else if (meta.kind == KIND_EMBEDDING_BAG) {
+                        BAG_LOOKUP(0)  BAG_LOOKUP(1)  BAG_LOOKUP(2)  BAG_LOOKUP(3)
+                        BAG_LOOKUP(4)  BAG_LOOKUP(5)  BAG_LOOKUP(6)  BAG_LOOKUP(7)
+                        BAG_LOOKUP(8)  BAG_LOOKUP(9)  BAG_LOOKUP(10) BAG_LOOKUP(11)
+                        BAG_LOOKUP(12) BAG_LOOKUP(13) BAG_LOOKUP(14) BAG_LOOKUP(15)
+                        /* ceil(2^24 / count) */
+                        if (meta.bag_count == 1)       { meta.bag_recip = 16777216; }
+                        else if (meta.bag_count == 2)  { meta.bag_recip = 8388608; }
+                        else if (meta.bag_count == 3)  { meta.bag_recip = 5592406; }
+                        else if (meta.bag_count == 4)  { meta.bag_recip = 4194304; }
+                        else if (meta.bag_count == 5)  { meta.bag_recip = 3355444; }
+                        else if (meta.bag_count == 6)  { meta.bag_recip = 2796203; }
+                        else if (meta.bag_count == 7)  { meta.bag_recip = 2396746; }
+                        else if (meta.bag_count == 8)  { meta.bag_recip = 2097152; }
+                        else if (meta.bag_count == 9)  { meta.bag_recip = 1864136; }
+                        else if (meta.bag_count == 10) { meta.bag_recip = 1677722; }
+                        else if (meta.bag_count == 11) { meta.bag_recip = 1525202; }
+                        else if (meta.bag_count == 12) { meta.bag_recip = 1398102; }
+                        else if (meta.bag_count == 13) { meta.bag_recip = 1290556; }
+                        else if (meta.bag_count == 14) { meta.bag_recip = 1198373; }
+                        else if (meta.bag_count == 15) { meta.bag_recip = 1118482; }
+                        else                           { meta.bag_recip = 1048576; }
+                        BAG_OUT(0)  BAG_OUT(1)  BAG_OUT(2)  BAG_OUT(3)
+                        BAG_OUT(4)  BAG_OUT(5)  BAG_OUT(6)  BAG_OUT(7)
+                        BAG_OUT(8)  BAG_OUT(9)  BAG_OUT(10) BAG_OUT(11)
+                        BAG_OUT(12) BAG_OUT(13) BAG_OUT(14) BAG_OUT(15)
                     } else {
                         meta.embed_id = meta.x0 ++ meta.x1;
                         if (!embeddings.apply().hit) {

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from dcia.arithmetic import BAG_PAD
 from dcia.layers import Layer
 from dcia.wire import DCIA_VERSION, HEADER_BYTES, MAX_NET_ELEMS, MAX_PASSES, MAX_WIRE_ELEMS, Flag
 
@@ -86,7 +87,9 @@ def expect(state: SwitchState, *, ver: int, flags: int, model_id: int, version: 
         if n_elems != layer.n_in:
             state.counters[STAT_MALFORMED] += 1
             return Outcome(elems, next_layer, net_layers, flags | Flag.MALFORMED, "malformed")
-        if layer.kind == "embedding" and _embed_id(elems) not in layer.table:
+        if (layer.kind == "embedding" and _embed_id(elems) not in layer.table) or (
+                layer.kind == "embedding_bag" and any(
+                    v & 0xFF not in layer.table for v in elems if v & 0xFF != BAG_PAD)):
             state.counters[STAT_PASSTHROUGH] += 1
             if kind is None:
                 return Outcome(elems, next_layer, net_layers, flags, "passthrough")

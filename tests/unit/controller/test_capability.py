@@ -44,7 +44,7 @@ def test_a_switch_advertises_the_limits_of_the_dcia_program() -> None:
     s = switch()
     assert s.kind is NodeKind.SWITCH
     assert (s.max_elems, s.layers_per_pass) == (MAX_NET_ELEMS, MAX_PASSES) == (16, 8)
-    assert s.operations == {"dense", "elementwise", "embedding", "fusion"}
+    assert s.operations == {"dense", "elementwise", "embedding", "embedding_bag", "fusion"}
     assert s.macs_per_s is None and s.accelerator == "p4-pipeline"
 
 
