@@ -162,6 +162,10 @@ def _make_helpers(layout: Layout, errors: dict[str, int]) -> dict:
 
 # ---------------------------------------------------------------------- compiler --
 
+ARRIVE = ("ingress_port", "packet_length", "instance_type", "ingress_global_timestamp")
+DEPART = ("egress_port", "egress_spec", "packet_length", "egress_global_timestamp")
+
+
 @dataclass
 class CompiledProgram:
     """Everything the switch needs to run packets of one program."""
@@ -175,6 +179,8 @@ class CompiledProgram:
     egress: Callable
     update: Callable
     deparse: Callable
+    arrive: Callable         # (F, ingress_port, packet_length, instance_type, timestamp): set as ingress starts
+    depart: Callable         # (F, egress_port, egress_spec, packet_length, timestamp): set as egress starts
     parse_trace: Callable    # the same three, logging each parser state and control node
     ingress_trace: Callable
     egress_trace: Callable
@@ -225,6 +231,7 @@ class Compiler:
         controls = Controls(m, actions, {a.id: a for a in program.action_defs})
         pipes = {name: controls.compile(p) for name, p in program.pipelines.items()}
         self._emit_parse(parse_init)
+        self._emit_standard_metadata()
         src, ns = self._execute()
         ns["NAMES"].update({ns[fn]: f"{'table' if fn.startswith('nt') else 'condition'} '{name}'"
                             for name, fn in controls.nodes.items()})
@@ -242,7 +249,7 @@ class Compiler:
             egress=ns[egress] if egress else _noop, update=ns[update],
             parse_trace=ns["parse_trace"], ingress_trace=ns[f"{ingress}_trace"] if ingress else _noop,
             egress_trace=ns[f"{egress}_trace"] if egress else _noop,
-            deparse=ns[deparse], sm=m.sm, tables=controls.tables, table_actions=controls.table_actions,
+            deparse=ns[deparse], arrive=ns["arrive"], depart=ns["depart"], sm=m.sm, tables=controls.tables, table_actions=controls.table_actions,
             actions=actions, counters=m.counters,
             direct_counters={c.name: c.binding for c in program.counters.values() if c.is_direct},
             meters=m.meters, direct_meters={x.name: x.binding for x in program.meters.values() if x.is_direct},
@@ -393,6 +400,16 @@ class Compiler:
                 "        n -= 1", f"        if not n: raise ParserExit({errors['ParserTimeout']})",
                 *([traced] if traced else []), "        s = s(F, P)", "    return 0",
                 "except ParserExit as x:", "    return x.code"])
+
+    def _emit_standard_metadata(self) -> None:
+        """`arrive` and `depart`: the standard metadata v1model sets as a packet starts ingress
+        and egress (`ARRIVE`, `DEPART`), each value masked to its field; fields the program
+        does not have are left out."""
+        sm, masks = self.module.sm, self.layout.masks
+        for name, fields in (("arrive", ARRIVE), ("depart", DEPART)):
+            params = ", ".join(f"v{i}" for i in range(len(fields)))
+            self.module.emit_function(f"def {name}(F, {params}):", [
+                f"F[{sm[f]}] = v{i} & {masks[sm[f]]}" for i, f in enumerate(fields) if sm[f] is not None])
 
     def compile_checksums(self, checksums: tuple[ChecksumInfo, ...]) -> tuple[str, str]:
         verify, update = [], []

@@ -10,7 +10,6 @@ bytes) and returns an unsigned integer:
 """
 from __future__ import annotations
 
-import struct
 import zlib
 from typing import Callable
 
@@ -51,12 +50,21 @@ def make_crc(width: int, poly: int, init: int, xor_out: int, reflect_in: bool,
 
 
 def csum16(data: bytes) -> int:
-    """Internet checksum (RFC 1071): ones' complement of the ones' complement sum."""
-    if len(data) & 1:
-        data += b"\x00"
-    total = sum(struct.unpack(f">{len(data) >> 1}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
+    """Internet checksum (RFC 1071): ones' complement of the ones' complement sum.
+
+    The data as one big-endian number n (padded to whole 16-bit words) is the sum of its
+    words times powers of 2**16, which is 1 modulo 0xFFFF; so folding the carries of the
+    word sum gives n % 0xFFFF, except that a non-zero sum folds to 0xFFFF, never to 0.
+
+    >>> hex(csum16(bytes.fromhex("4500003c1c4640004006" "0000" "ac100a63ac100a0c")))
+    '0xb1e6'
+    >>> csum16(bytes([255, 255])), csum16(b""), csum16(bytes([1]))
+    (0, 65535, 65279)
+    """
+    n = int.from_bytes(data, "big") << (8 * (len(data) & 1))
+    total = n % 0xFFFF
+    if not total and n:
+        total = 0xFFFF
     return ~total & 0xFFFF
 
 

@@ -660,13 +660,8 @@ class Switch:
 
     def _fresh(self, cp: CompiledProgram, port: int, data: bytes, itype: int, preserved) -> tuple[list, Pkt]:
         F = cp.layout.template[:]
-        sm = cp.sm
         P = Pkt(data, len(data))
-        _set = self._set
-        _set(F, sm["ingress_port"], port, cp)
-        _set(F, sm["packet_length"], len(data), cp)
-        _set(F, sm["instance_type"], itype, cp)
-        _set(F, sm["ingress_global_timestamp"], self._now_us(), cp)
+        cp.arrive(F, port, len(data), itype, self._now_us())
         if preserved:
             for idx, val in preserved:
                 F[idx] = val
@@ -754,10 +749,7 @@ class Switch:
     def _egress(self, cp: CompiledProgram, item: EgressWork, work, outputs) -> None:
         port, F, P = item
         sm = cp.sm
-        self._set(F, sm["egress_port"], port, cp)
-        self._set(F, sm["egress_spec"], cp.drop_port + 1, cp)
-        self._set(F, sm["packet_length"], P.plen, cp)
-        self._set(F, sm["egress_global_timestamp"], self._now_us(), cp)
+        cp.depart(F, port, cp.drop_port + 1, P.plen, self._now_us())
         P.clone = P.recirc = None
         if self._trace:
             TRACE_LOG.debug("egress: port %d", port)
