@@ -14,7 +14,8 @@ Measured (``measure``), each with the programs the strategies use:
   hundred microseconds of work mostly fit in what is left of a period;
 - **the switches and the edge's link**: the edge agent's round trip (one request at a
   time) with the first switch computing the model's last layer and answering (the edge the
-  layers before), and with it computing the last three (recirculating; the edge the first).
+  layers before), and with it computing the last three (recirculating; the edge the first),
+  or the last two where only two fit a switch (the convolutional model).
   Their difference, with the edge's share of the work corrected, is the time of two switch
   layers (``switch_layer_seconds``); what is left of the first round trip beyond the edge's
   and the switch's work is the edge link's round trip, the agent's own sending and
@@ -49,6 +50,7 @@ import numpy as np
 
 from controller.planner import evaluate, packet_bytes
 from controller.topology import Topology
+from dcia.capability import Capability
 from dcia.errors import DciaError
 from dcia.model import QuantizedModel
 
@@ -159,15 +161,34 @@ def link_delays(topology: Topology, path: str | None, edge_round_trip_s: float,
     return out
 
 
-def switch_layer_seconds(rtt_one_s: float, rtt_three_s: float, edge_two_layers_s: float) -> float:
+def switch_layer_seconds(rtt_one_s: float, rtt_three_s: float, edge_two_layers_s: float,
+                         layers: int = 3) -> float:
     """A switch's time per layer from the round trips of a request it computes one layer
-    of (the edge the three before) and three layers of (the edge the first): two more layers
-    on the switch, two fewer on the edge.
+    of (the edge the ones before) and ``layers`` layers of (the last ones; default three):
+    ``layers - 1`` more layers on the switch, as many fewer on the edge.
 
     >>> switch_layer_seconds(0.002, 0.003, 0.0004)
     0.0007
+    >>> switch_layer_seconds(0.002, 0.0025, 0.0001, layers=2)
+    0.0006
     """
-    return max(0.0, round((rtt_three_s - rtt_one_s + edge_two_layers_s) / 2, 12))
+    return max(0.0, round((rtt_three_s - rtt_one_s + edge_two_layers_s) / (layers - 1), 12))
+
+
+def switch_layers(model: QuantizedModel, switch: Capability, most: int = 3) -> int:
+    """How many of the model's last layers (up to ``most``) ``switch`` can compute: the
+    calibration's second deployment puts them on it.
+
+    >>> from controller.demo_model import load_demo
+    >>> switch_layers(load_demo().quantized, Capability.nominal("s", "switch"))
+    3
+    """
+    count = 0
+    for layer in reversed(model.layers[1:]):
+        if count == most or switch.can_run(layer) is not None:
+            break
+        count += 1
+    return count
 
 
 # ------------------------------------------------------------- in the testbed --
@@ -206,9 +227,11 @@ def measure(bed: Testbed, scenario: str, model: QuantizedModel, model_file: Path
     edge, cloud = route.nodes[0].name, route.nodes[-1].name
     switches = [n.name for n in route.nodes[1:-1]]
     n = len(model.layers)
-    if not switches or n < 4:
-        raise CalibrationError("the calibration needs a path with a switch and a model of 4 "
-                               "layers or more (a switch computing one layer, then three)")
+    more = switch_layers(model, topology.capability(switches[0])) if switches else 0
+    if not switches or more < 2 or n < more + 1:
+        raise CalibrationError("the calibration needs a path with a switch and a model whose "
+                               "last two layers or more a switch computes, after one or more "
+                               "layers (a switch computing one layer, then up to three)")
     raw: dict = {}
     timings = {}
     for host in (edge, cloud):
@@ -224,12 +247,13 @@ def measure(bed: Testbed, scenario: str, model: QuantizedModel, model_file: Path
     raw["edge_layer_s"] = edge_s
     timings[edge] = fit(raw[f"compute_{edge}"]["macs"], edge_s)
     raw["path_rtt_s"] = agent_rtt(bed, model_file, inputs_file, n, requests)
+    more_key = "switch_three_layers_rtt_s" if more == 3 else f"switch_{more}_layers_rtt_s"
     for name, positions in (("switch_one_layer_rtt_s", [0] * (n - 1) + [1]),
-                            ("switch_three_layers_rtt_s", [0] * (n - 3) + [1] * 3)):
+                            (more_key, [0] * (n - more) + [1] * more)):
         bed.deploy(model, evaluate(model.layers, route, positions))
         raw[name] = agent_rtt(bed, model_file, inputs_file, positions.count(0), requests)
-    per_layer = switch_layer_seconds(raw["switch_one_layer_rtt_s"],
-                                     raw["switch_three_layers_rtt_s"], sum(edge_s[n - 3:n - 1]))
+    per_layer = switch_layer_seconds(raw["switch_one_layer_rtt_s"], raw[more_key],
+                                     sum(edge_s[n - more:n - 1]), more)
     timings.update((s, NodeTiming(per_layer)) for s in switches)
     raw["edge_link_rtt_s"] = max(0.0, raw["switch_one_layer_rtt_s"] - sum(edge_s[:n - 1]) - per_layer)
     delays = link_delays(topology, path, raw["edge_link_rtt_s"], raw["path_rtt_s"],

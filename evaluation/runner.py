@@ -2,6 +2,7 @@
 real packets in the Mininet testbed.
 
     dcia eval [--scenario scenarios/constrained.toml ...] [--requests 200] [--out results]
+              [--model conv]     # another model than the scenario's (the result: <scenario>-conv)
     dcia calibrate --scenario scenarios/constrained.toml [--out results/calibration]
 
 Per scenario (one testbed, one cloud server, the same inputs for every strategy):
@@ -27,20 +28,20 @@ import json
 import logging
 import subprocess
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from controller.demo_model import load_demo
+from controller.demo_model import DemoModel, load_demo
 from controller.planner import Constraints, evaluate
 from dcia.errors import DciaError
 from dcia.targets import free_tcp_ports
 from evaluation import calibration as cal
 from evaluation.report import ScenarioResult, StrategyRun, print_report, write
-from evaluation.scenario import Scenario, load_scenario
+from evaluation.scenario import MODELS, Scenario, load_scenario
 from evaluation.strategies import Strategy, plan_for, strategy_of
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,9 @@ def configure_eval(parser: argparse.ArgumentParser) -> None:
                         help="eval.json, plots, calibration/ and logs/ go here")
     parser.add_argument("--recalibrate", action="store_true",
                         help="measure the calibration again even where its file exists")
+    parser.add_argument("--model", choices=MODELS,
+                        help="evaluate this model instead of each scenario's (its results and "
+                             "calibration are named <scenario>-<model>)")
 
 
 def configure_calibrate(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +75,7 @@ def configure_calibrate(parser: argparse.ArgumentParser) -> None:
 
 def run_eval(args: argparse.Namespace, console: Console) -> int:
     files = args.scenario or sorted(SCENARIO_DIR.glob("*.toml"))
-    scenarios = [load_scenario(f) for f in files]
+    scenarios = [with_model(load_scenario(f), args.model) for f in files]
     strategies = [Strategy(s) for s in args.strategy] if args.strategy else list(Strategy)
     if args.requests is not None and args.requests < 1:
         raise DciaError(f"--requests must be 1 or more, not {args.requests}")
@@ -103,6 +107,22 @@ def run_calibrate(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def with_model(scenario: Scenario, model: str | None) -> Scenario:
+    """``scenario`` evaluating ``model`` (None or its own: unchanged), renamed
+    ``<name>-<model>`` so that its results and calibration are its own."""
+    if model is None or model == scenario.model:
+        return scenario
+    return replace(scenario, name=f"{scenario.name}-{model}", model=model)
+
+
+def load_model(name: str) -> DemoModel:
+    """The float and quantized model ``name`` (scenario.MODELS) and the digits split."""
+    if name == "conv":
+        from evaluation.conv_model import load_conv
+        return load_conv()
+    return load_demo()
+
+
 def _progress(console: Console) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console)
@@ -117,7 +137,7 @@ def evaluate_scenario(scenario: Scenario, strategies: list[Strategy], requests: 
     from mininet_topos.testbed import Shaping, Testbed
 
     topology = scenario.topology()
-    demo = load_demo()
+    demo = load_model(scenario.model)
     model = demo.quantized
     n = len(model.layers)
     run_dir = (out / "logs" / scenario.name).resolve()
@@ -137,12 +157,14 @@ def evaluate_scenario(scenario: Scenario, strategies: list[Strategy], requests: 
             zip(topology.switches, free_tcp_ports(len(topology.switches)))}
     runs = []
     with Testbed(topology, target=resolve_target(target), run_dir=run_dir, grpc=grpc,
-                 shaping=Shaping(edge_cpu=scenario.edge_cpu)) as bed:
+                 shaping=Shaping(edge_cpu=scenario.edge_cpu, cloud_cpu=scenario.cloud_cpu)) as bed:
         bed.pingall()
         route = topology.route()
         edge, cloud = route.nodes[0].name, route.nodes[-1].name
         if scenario.edge_cpu is not None:
             cpu_period(bed.host(edge), scenario.edge_cpu, scenario.edge_cpu_period_ms)
+        if scenario.cloud_cpu is not None:
+            cpu_period(bed.host(cloud), scenario.cloud_cpu, scenario.cloud_cpu_period_ms)
         bed.start_cloud(model_file, host=cloud)
         if calibration is None:
             progress.update(task, status="calibrating")

@@ -6,6 +6,8 @@
     requests = 200                           # per strategy (dcia eval --requests overrides)
     edge_cpu = 0.1                           # the edge host's share of the machine (CPULimitedHost)
     edge_cpu_period_ms = 1                   # its CFS period (default 1 ms; Mininet's is 100)
+    cloud_cpu = 0.05                         # a loaded cloud: its share (and cloud_cpu_period_ms)
+    model = "conv"                           # the model evaluated (MODELS; default "digits")
 
     [links.ed1-sw1]                          # a link by its two nodes, either order
     bandwidth_mbps = 2
@@ -38,7 +40,10 @@ from controller.topology import Topology, load_topology
 from dcia.errors import DciaError
 
 _KEYS = frozenset({"name", "description", "topology", "requests", "edge_cpu",
-                   "edge_cpu_period_ms", "links"})
+                   "edge_cpu_period_ms", "links", "cloud_cpu", "cloud_cpu_period_ms", "model"})
+MODELS = ("digits", "conv")
+"""The models a scenario can evaluate: ``digits``, the demo MLP (models/digits.onnx), and
+``conv``, the convolutional model (models/digits_conv.onnx, evaluation.conv_model)."""
 _LINK_KEYS = frozenset({"bandwidth_mbps", "delay_ms", "loss_pct"})
 
 
@@ -72,6 +77,11 @@ class Scenario:
     links: tuple[LinkOverride, ...] = ()
     edge_cpu_period_ms: float = 1.0
     """The CFS period the edge's share is enforced over."""
+    cloud_cpu: float | None = None
+    """The cloud host's share of the machine (a loaded cloud; None: no limit)."""
+    cloud_cpu_period_ms: float = 1.0
+    model: str = "digits"
+    """Which of MODELS is evaluated."""
 
     def topology(self) -> Topology:
         """The topology file with this scenario's link values in place."""
@@ -108,15 +118,21 @@ def load_scenario(path: str | Path) -> Scenario:
     requests = data.get("requests", 200)
     if isinstance(requests, bool) or not isinstance(requests, int) or requests < 1:
         raise ScenarioError(f"{path.name}: requests must be an integer of 1 or more, not {requests!r}")
-    edge_cpu = data.get("edge_cpu")
-    if edge_cpu is not None and (isinstance(edge_cpu, bool) or not isinstance(edge_cpu, (int, float))
-                                 or not 0 < edge_cpu <= 1):
-        raise ScenarioError(f"{path.name}: edge_cpu is a share of the machine, in (0, 1], "
-                            f"not {edge_cpu!r}")
-    period = data.get("edge_cpu_period_ms", 1.0)
-    if isinstance(period, bool) or not isinstance(period, (int, float)) or not 1 <= period <= 1000:
-        raise ScenarioError(f"{path.name}: edge_cpu_period_ms must be 1..1000 (the kernel's "
-                            f"CFS period range), not {period!r}")
+    shares = {}
+    for host in ("edge", "cloud"):
+        share = data.get(f"{host}_cpu")
+        if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float))
+                                  or not 0 < share <= 1):
+            raise ScenarioError(f"{path.name}: {host}_cpu is a share of the machine, in (0, 1], "
+                                f"not {share!r}")
+        period = data.get(f"{host}_cpu_period_ms", 1.0)
+        if isinstance(period, bool) or not isinstance(period, (int, float)) or not 1 <= period <= 1000:
+            raise ScenarioError(f"{path.name}: {host}_cpu_period_ms must be 1..1000 (the kernel's "
+                                f"CFS period range), not {period!r}")
+        shares[host] = (None if share is None else float(share), float(period))
+    model = data.get("model", "digits")
+    if model not in MODELS:
+        raise ScenarioError(f"{path.name}: model must be one of {', '.join(MODELS)}, not {model!r}")
     links = []
     table = data.get("links", {})
     if not isinstance(table, dict):
@@ -139,7 +155,6 @@ def load_scenario(path: str | Path) -> Scenario:
         links.append(LinkOverride(a, b, **{k: float(v) for k, v in values.items()}))
     scenario = Scenario(data["name"], data.get("description", ""),
                         (path.parent / data["topology"]).resolve(), requests,
-                        None if edge_cpu is None else float(edge_cpu), tuple(links),
-                        float(period))
+                        shares["edge"][0], tuple(links), shares["edge"][1], *shares["cloud"], model)
     scenario.topology()  # the topology loads and every overridden link exists
     return scenario

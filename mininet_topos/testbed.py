@@ -125,6 +125,8 @@ class Shaping:
     loss_pct: float | None = None
     edge_cpu: float | None = None
     link_delay: str = "auto"
+    cloud_cpu: float | None = None
+    """The cloud hosts' share of the machine's CPU (a loaded cloud), as ``edge_cpu``."""
 
 
 class Testbed:
@@ -180,6 +182,7 @@ class Testbed:
                         pcap_dir=self.run_dir / "pcap" if self.pcap else None,
                         bandwidth_mbps=self.shaping.bandwidth_mbps, delay_ms=self.shaping.delay_ms,
                         loss_pct=self.shaping.loss_pct, edge_cpu=self.shaping.edge_cpu,
+                        cloud_cpu=self.shaping.cloud_cpu,
                         json_path=self.pipeline.bmv2_json, link_delay=self.shaping.link_delay,
                         tls_args=tls_args)
         self.link_delays = topo.link_delays

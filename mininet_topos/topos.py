@@ -73,10 +73,11 @@ class DciaTopo(Topo):
               target: str = "auto", log_dir: str | Path = "logs", pcap_dir: str | Path | None = None,
               bandwidth_mbps: float | None = None, delay_ms: float | None = None,
               loss_pct: float | None = None, edge_cpu: float | None = None,
-              json_path: str | Path | None = None, link_delay: str = "auto",
+              cloud_cpu: float | None = None, json_path: str | Path | None = None, link_delay: str = "auto",
               tls_args: Mapping[str, tuple[str, ...]] | None = None) -> None:
         """``bandwidth_mbps``, ``delay_ms``, ``loss_pct``: override every link's value;
         ``edge_cpu``: the edge hosts' share of the machine's CPU (CPULimitedHost);
+        ``cloud_cpu``: the cloud hosts' (a loaded cloud: evaluation scenarios);
         ``json_path``: another compiled program than p4src/build/dcia.json;
         ``link_delay``: one of LINK_DELAYS (the delay lines log to ``log_dir``);
         ``tls_args``: per switch, simple_switch_grpc's TLS options (controller.pki)."""
@@ -89,6 +90,8 @@ class DciaTopo(Topo):
                           routes=routes[name], cls=DciaHost)
             if edge_cpu is not None and host.capability.kind is NodeKind.EDGE:
                 params.update(cls=LimitedDciaHost, cpu=edge_cpu)
+            if cloud_cpu is not None and host.capability.kind is NodeKind.CLOUD:
+                params.update(cls=LimitedDciaHost, cpu=cloud_cpu)
             self.addHost(name, **params)
         switch_cls = functools.partial(P4Switch, target=target, log_dir=log_dir, pcap_dir=pcap_dir,
                                        json_path=json_path)

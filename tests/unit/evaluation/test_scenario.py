@@ -69,3 +69,35 @@ def test_the_cpu_period_defaults_to_one_millisecond_and_is_checked(tmp_path):
     assert load_scenario(write(tmp_path, 'name = "x"\nedge_cpu_period_ms = 100\n')).edge_cpu_period_ms == 100
     with pytest.raises(ScenarioError, match="edge_cpu_period_ms must be 1..1000"):
         load_scenario(write(tmp_path, 'name = "x"\nedge_cpu_period_ms = 0.5\n'))
+
+
+def test_the_loaded_cloud_scenario_limits_the_cloud_and_evaluates_the_conv_model():
+    s = load_scenario(REPO / "scenarios" / "loaded_cloud.toml")
+    assert (s.name, s.model, s.cloud_cpu, s.cloud_cpu_period_ms) == ("loaded-cloud", "conv", 0.05, 1.0)
+    assert s.edge_cpu == 0.1 and s.topology().link("sw3", "cl1").delay_ms == 20.0
+
+
+def test_a_scenario_evaluates_the_digits_model_unless_it_names_another(tmp_path):
+    assert load_scenario(write(tmp_path, 'name = "x"\n')).model == "digits"
+    assert load_scenario(write(tmp_path, 'name = "x"\nmodel = "conv"\n')).model == "conv"
+    assert load_scenario(write(tmp_path, 'name = "x"\n')).cloud_cpu is None
+
+
+@pytest.mark.parametrize("text,message", [
+    ('model = "resnet"\n', "model must be one of digits, conv"),
+    ("cloud_cpu = 0\n", "cloud_cpu is a share of the machine"),
+    ("cloud_cpu = 1.5\n", "cloud_cpu is a share of the machine"),
+    ("cloud_cpu_period_ms = 0.5\n", "cloud_cpu_period_ms must be 1..1000"),
+])
+def test_bad_model_and_cloud_values_are_refused(tmp_path, text, message):
+    with pytest.raises(ScenarioError, match=message):
+        load_scenario(write(tmp_path, 'name = "x"\n' + text))
+
+
+def test_eval_model_renames_a_scenario_that_evaluates_another_model():
+    from evaluation.runner import with_model
+
+    s = load_scenario(REPO / "scenarios" / "constrained.toml")
+    assert with_model(s, None) is s and with_model(s, "digits") is s
+    conv = with_model(s, "conv")
+    assert (conv.name, conv.model, conv.edge_cpu) == ("constrained-conv", "conv", 0.1)
