@@ -86,7 +86,7 @@ from dcia.capability import Capability
 from dcia.metrics import MetricsEndpoint, path_rtt_key
 from dcia.model import QuantizedModel
 from dcia.sealing import SealError, TensorKeys, is_sealed
-from dcia.wire import DCIA_UDP_PORT, Flag, Status, is_answer, malformation, peek
+from dcia.wire import DCIA_UDP_PORT, Flag, Status, header, is_answer, peek
 from hosts import messages
 from hosts.fusion import FusionMember, flush_request, member_request
 
@@ -418,9 +418,8 @@ class EdgeAgent:
         self.counts["redirected"] += redirected
         if source in self.state:
             self.counts[answered_key(source)] += 1
-        msg = messages.parse(answer)
-        problem = malformation(msg)
-        ok = not (problem or int(msg.flags) & Flag.ERROR)
+        msg, logits, problem = messages.answer(answer)
+        ok = not (problem or msg.flags & Flag.ERROR)
         self.counts["answered" if ok else "errors"] += 1
         where = dict(answered_by=source, redirected=redirected, sent_at=sent_at,
                      ended_at=time.time())
@@ -429,7 +428,6 @@ class EdgeAgent:
             return RequestResult(index, rid, -1, [], latency, attempts, msg.net_layers, -1,
                                  status, **where)
         self.counts["answer_seconds"] += latency
-        logits = list(msg.elems)
         return RequestResult(index, rid, int(np.argmax(logits)), logits, latency, attempts,
                              msg.net_layers, self.edge_layers + msg.net_layers, "ok", **where,
                              fused=msg.reserved if self.fusion is not None else 0)
@@ -517,7 +515,7 @@ class EdgeAgent:
             self.counts["recoveries"] += 1
 
     def _received(self, data: bytes, source: str) -> None:
-        head = peek(data)
+        head = header(data)
         probe = self.path_probes.get(head.request_id)
         if probe is not None and probe[0] == source and is_answer(data):
             del self.path_probes[head.request_id]
