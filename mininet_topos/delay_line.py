@@ -6,8 +6,8 @@ not one veth pair but two, with a relay process between them:
 
     node1-intf <-veth-> A  [relay: A -> B and B -> A, each frame after the delay]  B <-veth-> node2-intf
 
-A and B, the middle ends (named after the node interface they face: ``s1-eth2-dl``), sit
-in the root namespace, up, without IPv6 or ARP (the root namespace's own stack stays
+A and B, the middle ends (``dl-`` and a hash: unique on the machine; their alias names the
+node interface they face), sit in the root namespace, up, without IPv6 or ARP (the root namespace's own stack stays
 off the link), TX checksum offload off. The node ends are TCIntfs as on any TCLink: the
 rate limit (tbf) stays there, and their TX checksum offload is off too, since a frame the
 relay copies must carry its finished checksums, as on a wire.
@@ -60,8 +60,6 @@ from embedded_switch.ports import AUXDATA_SPACE, MAX_FRAME, PACKET_OUTGOING, Por
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
-IFNAMSIZ = 15
-"""Longest Linux interface name."""
 PR_SET_TIMERSLACK = 29
 DRAIN = 64
 """Frames read from one socket before the relay looks at the clock again."""
@@ -91,15 +89,16 @@ def parse_delay(value: str | float | None) -> float:
     return float(match[1]) * scale
 
 
-def middle_name(node_intf: str) -> str:
-    """The middle end facing ``node_intf``: ``<node_intf>-dl``, or, when that is longer
-    than an interface name may be, ``dl`` and a hash of it.
+def middle_name(node_intf: str, node_pid: int) -> str:
+    """The middle end facing ``node_intf`` of the node whose shell is process ``node_pid``:
+    ``dl`` and a hash of both. Unique on the machine, so two networks that both have an
+    ``h1-eth0`` (in their own namespaces) do not meet in the root namespace; the middle
+    end's alias (``ip link``) names the interface it faces.
 
-    >>> middle_name("s1-eth2"), middle_name("cloud-a-eth12")
-    ('s1-eth2-dl', 'dl-4a970873')
+    >>> middle_name("s1-eth2", 4242)
+    'dl-4c7101bc'
     """
-    name = f"{node_intf}-dl"
-    return name if len(name) <= IFNAMSIZ else f"dl-{zlib.crc32(node_intf.encode()):08x}"
+    return f"dl-{zlib.crc32(f'{node_pid}/{node_intf}'.encode()):08x}"
 
 
 # ------------------------------------------------------------------ the relay --
@@ -230,7 +229,7 @@ class DelayLineLink(TCLink):
         """Two veth pairs, ``intfname1``–A and B–``intfname2``, A and B in the root namespace."""
         if node1 is None or node2 is None:
             raise DelayLineError("DelayLineLink needs Mininet's fast link set-up (fast=True)")
-        self.middle = (middle_name(intfname1), middle_name(intfname2))
+        self.middle = (middle_name(intfname1, node1.pid), middle_name(intfname2, node2.pid))
         for middle, name, addr, node in zip(self.middle, (intfname1, intfname2), (addr1, addr2),
                                             (node1, node2)):
             _make_middle_pair(middle, name, addr, node.pid)
@@ -276,7 +275,7 @@ class DelayLineLink(TCLink):
         self.stop_relay()
         if getattr(self, "intf1", None) is not None:  # a half-built link has none yet
             super().delete()
-        for middle in self.middle:  # gone with their peers; this removes what a failure left
+        for middle in self.middle:  # gone with their peers; this removes what a failed start left
             if os.path.exists(f"/sys/class/net/{middle}"):
                 subprocess.run(["ip", "link", "del", middle], capture_output=True)
 
@@ -284,13 +283,11 @@ class DelayLineLink(TCLink):
 def _make_middle_pair(middle: str, node_intf: str, addr: str | None, netns: int) -> None:
     """A veth pair: ``middle`` in the root namespace, up, silent; ``node_intf`` (MAC ``addr``)
     in the namespace of process ``netns``."""
-    if os.path.exists(f"/sys/class/net/{middle}"):  # a crashed run's, should its peer survive
-        subprocess.run(["ip", "link", "del", middle], capture_output=True)
     peer = ["name", node_intf] + (["address", addr] if addr else [])
     for argv in (["ip", "link", "add", "name", middle, "type", "veth", "peer", *peer, "netns", str(netns)],
                  ["sysctl", "-qw", f"net.ipv6.conf.{middle}.disable_ipv6=1"],
                  ["ethtool", "-K", middle, "tx", "off"],
-                 ["ip", "link", "set", middle, "arp", "off", "up"]):
+                 ["ip", "link", "set", middle, "alias", f"delay line to {node_intf}", "arp", "off", "up"]):
         done = subprocess.run(argv, capture_output=True, text=True)
         if done.returncode:
             raise DelayLineError(f"{' '.join(argv)} failed: {done.stderr.strip()}")
