@@ -14,8 +14,9 @@ relay copies must carry its finished checksums, as on a wire.
 
 The relay (``python -m mininet_topos.delay_line A B --delay-ms D --loss-pct L --seed S``,
 started with the project's interpreter) reads each middle end with an AF_PACKET socket
-opened as the embedded switch opens its ports (embedded_switch.ports: only that
-interface's frames, VLAN tags put back, its own transmissions ignored) and sends each
+opened as the embedded switch opens its ports (``open_port``, with embedded_switch.ports'
+constants and ``restore_vlan_tag``: only that interface's frames, VLAN tags put back, its
+own transmissions ignored) and sends each
 frame out of the other end once ``delay`` has passed since it read it, or drops it with
 probability ``loss`` (a seeded RNG: a run is repeatable). (Not since the kernel's receive
 timestamp: SO_TIMESTAMPNS on these veths gave stale stamps, up to a frame's gap early.) The delay is constant, so the frames of one direction leave in the order
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import ctypes
 import json
 import logging
@@ -44,6 +46,7 @@ import re
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -55,7 +58,9 @@ from mininet.link import TCLink
 
 from dcia.errors import DciaError
 from dcia.targets import die_with_parent
-from embedded_switch.ports import AUXDATA_SPACE, MAX_FRAME, PACKET_OUTGOING, PortSet, restore_vlan_tag
+from embedded_switch.ports import (AUXDATA_SPACE, ETH_P_ALL, MAX_FRAME, PACKET_ADD_MEMBERSHIP,
+                                   PACKET_AUXDATA, PACKET_IGNORE_OUTGOING, PACKET_MR_PROMISC,
+                                   PACKET_OUTGOING, SOL_PACKET, restore_vlan_tag)
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +132,7 @@ class Relay:
         self.directions: list[Direction] = []
 
     def open(self) -> None:
-        a, b = (PortSet._open(name) for name in self.interfaces)
+        a, b = (open_port(name) for name in self.interfaces)
         self.directions = [Direction(f"{self.interfaces[0]}>{self.interfaces[1]}", a, b),
                            Direction(f"{self.interfaces[1]}>{self.interfaces[0]}", b, a)]
 
@@ -186,6 +191,31 @@ class Relay:
                     log.debug("send on %s failed: %s", d.name, exc)
         waiting = [d.held[0][0] for d in self.directions if d.held]
         return min(waiting) if waiting else None
+
+
+def open_port(ifname: str) -> socket.socket:
+    """A raw socket on ``ifname`` only, opened as libpcap (and embedded_switch.ports) opens
+    one: created with protocol 0 it receives nothing, not even from other interfaces, until
+    the last bind gives it ETH_P_ALL on this interface; with PACKET_AUXDATA, for the VLAN
+    tag (``restore_vlan_tag``), and without its own transmissions where the kernel can.
+
+    (The embedded switch's opener, ``PortSet._open``, is private and is becoming a receive
+    ring's: the relay keeps to the module's public names.)"""
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    try:
+        s.bind((ifname, 0))
+        mreq = struct.pack("iHH8s", socket.if_nametoindex(ifname), PACKET_MR_PROMISC, 0, b"")
+        s.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+        s.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+        with contextlib.suppress(OSError):  # older kernels: PACKET_OUTGOING is checked per frame
+            s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        s.setblocking(False)
+        s.bind((ifname, ETH_P_ALL))
+    except OSError:
+        s.close()
+        raise
+    return s
 
 
 def _precise_timers() -> None:
