@@ -102,6 +102,9 @@ class LayerSpec:
                 raise ModelImportError(f"{name} must be an integer, not {value!r}")
         if self.n_in < 1 or self.n_out < 1:
             raise ModelImportError(f"a {self.kind} layer needs at least one input and one output")
+        if self.macs < 0 and self.kind is LayerKind.CONV:
+            raise ModelImportError("a conv layer's multiply-accumulates depend on its kernel, "
+                                   "not only its sizes: give its macs")
         if self.macs < 0:
             object.__setattr__(self, "macs", mac_count(self.kind, self.n_in, self.n_out))
 

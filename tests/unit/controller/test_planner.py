@@ -324,7 +324,8 @@ def test_layer_list_in_toml_and_json(tmp_path) -> None:
     ("text", "error"),
     [
         ('{"layers": []}', "non-empty 'layers' array"),
-        ('{"layers": [{"kind": "conv", "n_in": 1, "n_out": 1}]}', "layer 0: layer kind 'conv'"),
+        ('{"layers": [{"kind": "attention", "n_in": 1, "n_out": 1}]}', "layer 0: layer kind 'attention'"),
+        ('{"layers": [{"kind": "conv", "n_in": 64, "n_out": 512}]}', "a conv layer's multiply-accumulates"),
         ('{"layers": [{"kind": "dense", "n_in": 4}]}', "layer 0: .*n_out"),
         ('{"layers": [{"kind": "dense", "n_in": 4, "n_out": 3}, {"kind": "dense", "n_in": 4, "n_out": 1}]}',
          "layer 0 has 3 outputs but layer 1 takes 4 inputs"),
