@@ -1,10 +1,12 @@
 """Real ports for the embedded switch: Linux interfaces opened as AF_PACKET raw sockets.
 
 One receive thread waits on all sockets, runs each frame through `Switch.process` and
-transmits what comes out. Frames to the CPU port go to the packet-in handler that the
-P4Runtime server installs; packet-outs enter through `inject_from_cpu`. The switch's
-own transmitted frames (PACKET_OUTGOING) are ignored. No frame stops the loop: a
-frame that cannot be handled is dropped with a log line and a counter.
+transmits what comes out. Frames arrive in each socket's receive ring (`RxRing`, memory
+shared with the kernel), read without a system call per frame; they leave with `send`.
+Frames to the CPU port go to the packet-in handler that the P4Runtime server installs;
+packet-outs enter through `inject_from_cpu`. The switch's own transmitted frames
+(PACKET_OUTGOING) are ignored. No frame stops the loop: a frame that cannot be handled
+is dropped with a log line and a counter.
 
 The same thread tells the switch whether each port is up (`Switch.set_port_status`, for
 watch ports): a port is up while its interface is IFF_RUNNING, i.e. its operstate is
@@ -16,7 +18,7 @@ switch as soon as the kernel announces it, with no polling interval.
 A port sees what BMv2 sees through libpcap: only its own interface's frames (the
 socket receives nothing until it is bound to it), each as it was on the wire, with the
 outer VLAN tag that Linux strips before a raw socket sees the frame put back
-(`restore_vlan_tag`).
+(`with_vlan_tag`).
 
     ports = PortSet(switch, {1: "veth1", 2: "veth3"})
     ports.start()
@@ -29,6 +31,7 @@ import collections
 import errno
 import fcntl
 import logging
+import mmap
 import os
 import selectors
 import socket
@@ -62,6 +65,29 @@ MAC_ADDRS = 12
 # tp_len, tp_snaplen, tp_mac, tp_net, tp_vlan_tci, tp_vlan_tpid.
 TPACKET_AUXDATA = struct.Struct("=IIIHHHH")
 AUXDATA_SPACE = socket.CMSG_SPACE(TPACKET_AUXDATA.size)
+
+# The receive ring (PACKET_MMAP, TPACKET_V2; <linux/if_packet.h> and the kernel's
+# Documentation/networking/packet_mmap.rst): frame slots in memory shared with the kernel,
+# each a struct tpacket2_hdr (tp_status, tp_len, tp_snaplen, tp_mac, tp_net, tp_sec,
+# tp_nsec, tp_vlan_tci, tp_vlan_tpid, padding), then at 32 bytes a struct sockaddr_ll whose
+# sll_pkttype is its 11th byte, then the frame at tp_mac. A slot is the reader's while
+# TP_STATUS_USER is set and the kernel's again when tp_status is 0. A frame longer than a
+# slot is cut to it; with PACKET_COPY_THRESH the kernel also queues it whole on the
+# socket (TP_STATUS_COPY), where recvmsg reads it.
+PACKET_RX_RING = 5
+PACKET_COPY_THRESH = 7
+PACKET_VERSION = 10
+TPACKET_V2 = 1
+TP_STATUS_USER = 0x1
+TP_STATUS_COPY = 0x2
+TPACKET_REQ = struct.Struct("=IIII")  # tp_block_size, tp_block_nr, tp_frame_size, tp_frame_nr
+TPACKET2_HDR = struct.Struct("=IIIHHIIHH")
+SLL_PKTTYPE = 32 + 10
+RING_SLOT = 2048
+"""Bytes per slot: frames up to 1,982 bytes (an Ethernet MTU of 1,500, tags, headroom)."""
+RING_BLOCK = 1 << 16
+RING_SLOTS = 2048
+"""Frames a port holds while the pipeline is busy: 4 MB of ring per port."""
 
 # Link state. rtnetlink (<linux/rtnetlink.h>, <linux/if_link.h>): a datagram holds
 # messages, each a struct nlmsghdr (len, type, flags, seq, pid) and, for RTM_NEWLINK and
@@ -162,12 +188,79 @@ def restore_vlan_tag(frame: bytes, ancdata: list[tuple[int, int, bytes]]) -> byt
         if level != SOL_PACKET or kind != PACKET_AUXDATA or len(data) < TPACKET_AUXDATA.size:
             continue
         status, _len, _snaplen, _mac, _net, tci, tpid = TPACKET_AUXDATA.unpack_from(data)
-        if not (tci or status & TP_STATUS_VLAN_VALID) or len(frame) < MAC_ADDRS:
-            return frame
-        if not (tpid or status & TP_STATUS_VLAN_TPID_VALID):
-            tpid = ETH_P_8021Q
-        return frame[:MAC_ADDRS] + struct.pack("!HH", tpid, tci) + frame[MAC_ADDRS:]
+        return with_vlan_tag(frame, status, tci, tpid)
     return frame
+
+
+def with_vlan_tag(frame: bytes, status: int, tci: int, tpid: int) -> bytes:
+    """``frame`` with the VLAN tag that the kernel reports beside it (the tp_status,
+    tp_vlan_tci and tp_vlan_tpid of PACKET_AUXDATA or of a receive ring's slot) put back,
+    by libpcap's rule (`restore_vlan_tag`).
+
+    >>> with_vlan_tag(bytes(14), TP_STATUS_VLAN_VALID, 0, 0).hex()
+    '000000000000000000000000810000000000'
+    """
+    if not (tci or status & TP_STATUS_VLAN_VALID) or len(frame) < MAC_ADDRS:
+        return frame
+    if not (tpid or status & TP_STATUS_VLAN_TPID_VALID):
+        tpid = ETH_P_8021Q
+    return frame[:MAC_ADDRS] + struct.pack("!HH", tpid, tci) + frame[MAC_ADDRS:]
+
+
+class RxRing:
+    """A port socket's receive ring: the kernel writes frames into memory shared with the
+    switch, which reads them there without a system call per frame (a `select` on the
+    socket wakes it when frames wait). What `receive` returns is what `recvmsg` with
+    PACKET_AUXDATA gives: the frame with its VLAN tag put back (`with_vlan_tag`), never
+    one that the socket itself sent, and frames longer than a slot whole (from the
+    socket's queue, where the kernel puts their copies).
+    """
+
+    def __init__(self, sock: socket.socket, stats: collections.Counter, slots: int = RING_SLOTS):
+        sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+        sock.setsockopt(SOL_PACKET, PACKET_RX_RING,
+                        TPACKET_REQ.pack(RING_BLOCK, slots * RING_SLOT // RING_BLOCK, RING_SLOT, slots))
+        sock.setsockopt(SOL_PACKET, PACKET_COPY_THRESH, 1)
+        self.sock, self.stats = sock, stats
+        self.mem = mmap.mmap(sock.fileno(), slots * RING_SLOT)
+        self.end = slots * RING_SLOT
+        self.at = 0  # the next slot to read
+
+    def receive(self) -> bytes | None:
+        """The next frame received, None if none waits."""
+        mem, unpack = self.mem, TPACKET2_HDR.unpack_from
+        while True:
+            at = self.at
+            status, length, snaplen, mac, _net, _sec, _nsec, tci, tpid = unpack(mem, at)
+            if not status & TP_STATUS_USER:
+                return None
+            frame = None
+            if status & TP_STATUS_COPY:
+                frame = self._whole(length)
+            elif snaplen == length:
+                frame = mem[at + mac:at + mac + snaplen]
+            else:
+                self.stats["rx_truncated"] += 1  # longer than a slot, and no room for its copy
+            outgoing = mem[at + SLL_PKTTYPE] == PACKET_OUTGOING
+            mem[at:at + 4] = b"\0\0\0\0"  # the slot is the kernel's again
+            self.at = at + RING_SLOT if at + RING_SLOT < self.end else 0
+            if frame is not None and not outgoing:
+                return with_vlan_tag(frame, status, tci, tpid)
+
+    def _whole(self, length: int) -> bytes | None:
+        """The whole frame of a slot that holds only its start, from the socket's queue."""
+        try:
+            data, ancdata, _flags, _addr = self.sock.recvmsg(MAX_FRAME, AUXDATA_SPACE)
+        except OSError:
+            self.stats["rx_truncated"] += 1
+            return None
+        if len(data) != length:
+            self.stats["rx_truncated"] += 1
+            return None
+        return data  # the slot's tag fields say the same as this copy's auxiliary data
+
+    def close(self) -> None:
+        self.mem.close()
 
 
 class PortSet:
@@ -179,6 +272,7 @@ class PortSet:
         self.pcap_dir = pcap_dir
         self.stats = collections.Counter()
         self._socks: dict[int, socket.socket] = {}
+        self._rings: dict[int, RxRing] = {}
         self._by_name = {name: port for port, name in self.ports.items()}
         self._links: socket.socket | None = None
         self._cpu_handler: Callable[[bytes], None] | None = None
@@ -192,7 +286,7 @@ class PortSet:
     def start(self) -> None:
         self._links = _link_socket()  # before the first reading: no change goes unseen
         for port, name in self.ports.items():
-            self._socks[port] = self._open(name)
+            self._socks[port], self._rings[port] = self._open(name, self.stats)
         self._read_link_states()
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._rx_loop, name="dcia-switch-rx", daemon=True)
@@ -205,6 +299,9 @@ class PortSet:
             os.write(self._wake_w, b"x")
         if self._thread is not None:
             self._thread.join(timeout=5)
+        for ring in self._rings.values():
+            ring.close()
+        self._rings.clear()
         for s in self._socks.values():
             s.close()
         self._socks.clear()
@@ -227,11 +324,13 @@ class PortSet:
         self.stop()
 
     @staticmethod
-    def _open(ifname: str) -> socket.socket:
-        """A raw socket on ``ifname`` only, opened as libpcap opens one: created with
-        protocol 0 it receives nothing, not even from other interfaces, until the last
-        bind gives it ETH_P_ALL on this interface, when everything else is set up."""
+    def _open(ifname: str, stats: collections.Counter) -> tuple[socket.socket, RxRing]:
+        """A raw socket on ``ifname`` only and its receive ring, opened as libpcap opens
+        one: created with protocol 0 it receives nothing, not even from other interfaces,
+        until the last bind gives it ETH_P_ALL on this interface, when everything else is
+        set up."""
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        ring = None
         try:
             s.bind((ifname, 0))
             ifindex = socket.if_nametoindex(ifname)
@@ -242,13 +341,16 @@ class PortSet:
                 s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
             except OSError:
                 pass  # older kernels: outgoing frames are filtered by pkttype below
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # for frames longer than a slot
             s.setblocking(False)
+            ring = RxRing(s, stats)
             s.bind((ifname, ETH_P_ALL))
         except OSError:
+            if ring is not None:
+                ring.close()
             s.close()
             raise
-        return s
+        return s, ring
 
     # -- CPU port
     def set_cpu_handler(self, fn: Callable[[bytes], None] | None) -> None:
@@ -280,7 +382,7 @@ class PortSet:
                     if key.data == "links":
                         self._link_changes()
                         continue
-                    self._drain(key.fileobj, key.data)
+                    self._drain(key.data)
         finally:
             sel.close()
 
@@ -310,22 +412,18 @@ class PortSet:
                     self.stats["link_up" if running else "link_down"] += 1
                     self.switch.set_port_status(port, running)
 
-    def _drain(self, s: socket.socket, port: int) -> None:
+    def _drain(self, port: int) -> None:
+        """Run up to 64 frames waiting in ``port``'s ring through the pipeline."""
+        receive, run, stats = self._rings[port].receive, self._run, self.stats
+        pcap = self._pcap if self.pcap_dir is not None else None
         for _ in range(64):
-            try:
-                data, ancdata, _flags, addr = s.recvmsg(MAX_FRAME, AUXDATA_SPACE)
-            except (BlockingIOError, InterruptedError):
+            data = receive()
+            if data is None:
                 return
-            except OSError as exc:
-                self.stats["rx_error"] += 1
-                log.warning("receive on port %d failed: %s", port, exc)
-                return
-            if len(addr) > 2 and addr[2] == PACKET_OUTGOING:
-                continue
-            data = restore_vlan_tag(data, ancdata)
-            self.stats["rx"] += 1
-            self._pcap(port, "in", data)
-            self._run(port, data)
+            stats["rx"] += 1
+            if pcap is not None:
+                pcap(port, "in", data)
+            run(port, data)
 
     def _run(self, port: int, data: bytes) -> None:
         try:
@@ -338,6 +436,19 @@ class PortSet:
             self._transmit(out_port, frame)
 
     def _transmit(self, port: int, frame: bytes) -> None:
+        s = self._socks.get(port)
+        if s is not None and port != self.switch.cpu_port:  # the common case first
+            try:
+                with self._tx_lock:
+                    s.send(frame)
+            except OSError as exc:
+                self.stats["tx_error"] += 1
+                log.warning("transmit on port %d failed: %s", port, exc)
+                return
+            self.stats["tx"] += 1
+            if self.pcap_dir is not None:
+                self._pcap(port, "out", frame)
+            return
         if port == self.switch.cpu_port:
             handler = self._cpu_handler
             if handler is None:
@@ -350,19 +461,8 @@ class PortSet:
                 self.stats["packet_in_error"] += 1
                 log.warning("packet-in handler failed: %s", exc)
             return
-        s = self._socks.get(port)
-        if s is None:
-            self.stats["tx_no_port"] += 1
-            log.debug("frame to port %d dropped: no such port", port)
-            return
-        try:
-            with self._tx_lock:
-                s.send(frame)
-            self.stats["tx"] += 1
-            self._pcap(port, "out", frame)
-        except OSError as exc:
-            self.stats["tx_error"] += 1
-            log.warning("transmit on port %d failed: %s", port, exc)
+        self.stats["tx_no_port"] += 1
+        log.debug("frame to port %d dropped: no such port", port)
 
     def _pcap(self, port: int, direction: str, frame: bytes) -> None:
         if self.pcap_dir is None:
