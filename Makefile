@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: setup test run cli shell p4 p4-check bench eval clean help demo-vehicle demo-video
+.PHONY: setup test run cli shell p4 p4-check bench eval clean help demo-vehicle demo-video demo-text
 
 help:
 	@echo "make test      run the whole test suite (installs what it needs)"
@@ -14,6 +14,7 @@ help:
 	@echo "make cli       the same network, deployed, at the Mininet prompt"
 	@echo "make demo-vehicle  onboard units, fusion at the roadside switch, the cloud decides (DEMO_ARGS=...)"
 	@echo "make demo-video    cameras stream frames, switches transform, the cloud classifies; overload splitting (DEMO_ARGS=...)"
+	@echo "make demo-text     the device tokenizes, switches pool embeddings, the cloud answers (DEMO_ARGS=...)"
 	@echo "make shell     p4runtime-shell on a switch of the running testbed (SWITCH=s1, SHELL_ARGS=...)"
 	@echo "make bench     benchmarks: switch packet rates, deployment time, overload and shares, failover, integrity, sealing (tables, results/*.json, *.png)"
 	@echo "make eval      the evaluation: edge-only, cloud-only, edge-cloud and DCIA in every scenario (EVAL_ARGS=...)"
@@ -41,6 +42,10 @@ demo-vehicle: setup
 # DEMO_ARGS: options of `python -m demos.video`, e.g. DEMO_ARGS="--target bmv2 --cameras 2"
 demo-video: setup
 	$(PY) -m demos.video $(DEMO_ARGS)
+
+# DEMO_ARGS: options of `python -m demos.text`, e.g. DEMO_ARGS="--target bmv2 --requests 60"
+demo-text: setup
+	$(PY) -m demos.text $(DEMO_ARGS)
 
 # SHELL_ARGS: options of `dcia shell`, e.g. SHELL_ARGS="--topology topologies/redundant.toml";
 # the certificates of a running testbed (mutual TLS, default run directory) are used when present

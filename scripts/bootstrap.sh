@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the toolkit needs, idempotently, and is quick when all is there:
-#   1. Debian packages (Mininet, iproute2, ping, tcpdump, tshark, ethtool, python3-venv),
+#   1. Debian packages (Mininet, iproute2, ping, tcpdump, tshark, ethtool, python3-venv;
+#      fortunes: the text corpus of the text demo, demos/text/model.py),
 #   2. a virtual environment in .venv with the project and its Python dependencies,
 #   3. Debian's Mininet Python package made importable from that environment,
 #   4. p4runtime-shell in a virtual environment of its own, .venv-p4rt-shell (`dcia shell`).
@@ -10,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-DEBIAN_PACKAGES=(mininet iproute2 iputils-ping tcpdump tshark ethtool python3-venv)
+DEBIAN_PACKAGES=(mininet iproute2 iputils-ping tcpdump tshark ethtool python3-venv fortunes)
 
 log() { printf '[bootstrap] %s\n' "$*"; }
 
