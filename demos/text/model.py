@@ -58,8 +58,8 @@ TRAIN_SHARE = 0.8
 EPOCHS = 80
 BATCH = 32
 LEARNING_RATE = 0.01
-MODEL_ID = 3
-"""The model id the demo deploys (digits 1, vehicle 2)."""
+MODEL_ID = 4
+"""The model id the demo deploys (digits 1, vehicle 2, the evaluation's conv model 3)."""
 STOP_WORDS = frozenset("""
 a an and are as at be but by do for from had has have he her his i if in is it me my no
 not of on one or she so that the their there they this to was we what when which who will
