@@ -108,7 +108,9 @@ def text_split(root: Path = FORTUNES) -> TextSplit:
 
 
 def words(text: str) -> list[str]:
-    """>>> words("Beam me up, Scotty!")
+    """The lower-cased words of ``text``, as the tokenizer sees them.
+
+    >>> words("Beam me up, Scotty!")
     ['beam', 'me', 'up', 'scotty']
     """
     return WORD.findall(text.lower())

@@ -9,7 +9,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("dcia", "controller", "embedded_switch", "hosts", "mininet_topos", "tools", "bench",
-            "evaluation")
+            "evaluation", "demos")
 
 
 def _module_name(path: Path) -> str:
@@ -72,7 +72,8 @@ def test_no_import_cycle_anywhere():
     ("hosts", ("controller", "mininet_topos", "embedded_switch")),
     ("tools", ("controller", "mininet_topos", "embedded_switch")),
     ("embedded_switch", ("controller", "hosts", "mininet_topos", "tools")),
-    ("mininet_topos", ("evaluation",)),
+    ("mininet_topos", ("evaluation", "demos")),
+    ("evaluation", ("demos",)),
 ])
 def test_layers_import_downwards_only(package, forbidden):
     wrong = {f"{module} imports {target}"
