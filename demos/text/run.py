@@ -247,7 +247,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--rate", type=float, default=Options.rate, help="requests per second")
     parser.add_argument("--layers-per-switch", type=int, default=Options.layers_per_switch,
                         help="most layers one switch computes (1: acc1 pools, core2 the "
-                             "hidden layer; 2: acc1 both)")
+                             "hidden layer; 2: one switch both, the planner's choice)")
     parser.add_argument("--topology", type=Path, default=Options.topology)
     parser.add_argument("--run-dir", type=Path, default=Options.run_dir,
                         help="logs, the model, results.json")
