@@ -13,8 +13,8 @@ A switch process is measured over veth pairs: a sender process of its own in hos
 namespace offers frames at a fixed rate, and the figure is the growth of the kernel's
 transmit counter of the switch's port 2 over a window, so neither the sender's speed
 (the table shows the rate it achieved under overload) nor a receiver's is measured. The
-offered rate doubles from 1,000 frames/s until the switch forwards less than 90% of it
-(`process_rates`): a row gives the peak rate, and the rate with `--overload` frames/s
+offered rate doubles from 1,000 frames/s until doubling it no longer adds 10% to what
+the switch forwards (`process_rates`): a row gives the peak rate, and the rate with `--overload` frames/s
 offered, each the median of `--repeats` fresh processes, the two switches alternating.
 
     .venv/bin/python -m bench.switch_bench [--seconds 2] [--overload 100000] [--repeats 3] [--no-veth] [--out results]
@@ -179,7 +179,7 @@ def window_pps(lab, frame: bytes, offer: float, seconds: float) -> tuple[float, 
 
 def process_rates(lab, frame: bytes, expected: bytes, top: float, seconds: float) -> dict:
     """The switch on ``lab`` at offered rates doubling from 1,000 frames/s, below ``top``,
-    until it forwards less than 90% of what is offered, then at ``top`` (overload),
+    until doubling the offer no longer adds 10% to what it forwards, then at ``top`` (overload),
     one window (`window_pps`) each, after a check that it forwards ``frame`` as
     ``expected`` (what `Switch.process` gives): its peak rate, its rate under overload
     and the ladder [(offered, forwarded, offered as achieved)]."""
@@ -192,13 +192,13 @@ def process_rates(lab, frame: bytes, expected: bytes, top: float, seconds: float
             raise SystemExit(f"switch process forwarded {out[0].hex() if out else 'nothing'}, "
                              f"expected {expected.hex()}")
     h1.close(), h2.close()
-    ladder, offer = [], 1000.0
+    ladder, offer, last = [], 1000.0, 0.0
     while offer < top:
         pps, achieved = window_pps(lab, frame, offer, seconds)
         ladder.append((offer, pps, achieved))
-        if pps < 0.9 * achieved:  # saturated
+        if pps < 1.1 * last:  # twice the offer, not 10% more forwarded: past the peak
             break
-        offer *= 2
+        offer, last = offer * 2, pps
     pps, achieved = window_pps(lab, frame, top, seconds)
     ladder.append((top, pps, achieved))
     return {"peak": max(f for _, f, _ in ladder), "overload": pps, "overload_offered": achieved, "ladder": ladder}
