@@ -82,6 +82,26 @@ def test_cpu_port_packet_in_and_packet_out(lab, switch_on):
     assert out[20] == 0x31
 
 
+def test_frames_longer_than_a_ring_slot_pass_whole_and_in_order(lab, switch_on):
+    """A port reads frames from its receive ring, whose slots hold 1,982 bytes; longer ones
+    (jumbo frames here) come whole from the socket's queue, in their place in the stream."""
+    sw, ports = switch_on
+    sw.table_add("ingress.t_fwd", [Exact(0x20)], "ingress.fwd", [2])
+    for port in (1, 2):
+        subprocess.run(["ip", "link", "set", lab.switch_ifname(port), "mtu", "9000"], check=True)
+        lab.run_in_host(port, "ip", "link", "set", lab.host_ifname(port), "mtu", "9000", check=True)
+    h1, h2 = lab.host_socket(1), lab.host_socket(2)
+    h1.drain(), h2.drain()
+    sizes = [60, 1500, 1981, 1982, 1983, 2048, 4000, 9000, 100, 8999, 1982]
+    frames = [tensor_frame(0x20, bytes([n % 251]) * (n - 23)) for n in sizes]
+    for f in frames:
+        h1.send(f)
+    got = h2.receive_count(len(frames), timeout=3)
+    assert [len(g) for g in got] == [len(f) for f in frames]
+    assert got == frames
+    assert ports.stats["rx_truncated"] == 0
+
+
 def test_garbage_never_stops_the_switch(lab, switch_on):
     sw, ports = switch_on
     h1, h2 = lab.host_socket(1), lab.host_socket(2)
