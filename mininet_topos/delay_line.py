@@ -287,10 +287,15 @@ class DelayLineLink(TCLink):
         ready, _, _ = select.select([self.relay.stdout], [], [], timeout)
         line = self.relay.stdout.readline().decode() if ready else ""
         if not line.startswith("ready"):
+            if ready and not line:  # end of its output: the relay is exiting
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.relay.wait(STOP_TIMEOUT)
+            code = self.relay.poll()
+            why = f"exited with code {code}" if code is not None else f"not ready within {timeout:.0f} s"
             _stop(self.relay)
             self.relay.stdout.close()
             self.relay = None
-            raise DelayLineError(f"the delay line relay of {self} did not start within {timeout:.0f} s: "
+            raise DelayLineError(f"the delay line relay of {self} did not start ({why}): "
                                  f"{self.log_file.read_text()[-800:] or 'no output'}")
         log.info("%s: delay line, %.3f ms, %.2f%% loss (relay pid %d)", self,
                  self.delay_s * 1e3, self.loss_pct, self.relay.pid)
