@@ -3,8 +3,14 @@
 A `Schema` is built once per pipeline. It maps P4Info ids to the executor's names,
 orders match fields and action parameters as the executor expects them, and checks
 that the P4Info and the JSON describe the same program: every P4Info table, action,
-counter, meter, register, action profile and digest must exist in the JSON with the same
+counter, meter, register, action profile and digest the JSON has must have there the same
 key fields, parameters and widths. A mismatch is an INVALID_ARGUMENT naming what differs.
+
+p4c leaves some objects out of the JSON that it puts in the P4Info (an unused action
+profile or digest, a table it folded away) or names them otherwise there. BMv2 loads
+such a pair and refuses only what uses the missing object; so does the schema: it warns
+at load, keeps the object's id as absent, refuses (NOT_FOUND) every write and read
+naming it, and leaves it out of wildcard reads.
 
     schema = Schema.bind(p4info, switch.program)
     table = schema.tables.by_id[table_id]      # TableSchema
@@ -21,7 +27,7 @@ from typing import Generic, TypeVar
 from finsy.proto import p4i, p4t
 
 from embedded_switch.p4runtime.codec import PRIORITY_KINDS, MatchField
-from embedded_switch.p4runtime.status import invalid
+from embedded_switch.p4runtime.status import invalid, not_found
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +132,11 @@ class DigestSchema:
 
 @dataclass
 class Catalog(Generic[T]):
-    """P4 objects of one kind, by P4Info id and by name."""
+    """P4 objects of one kind, by P4Info id; `absent` names those only the P4Info has."""
 
     kind: str
     by_id: dict[int, T] = field(default_factory=dict)
+    absent: dict[int, str] = field(default_factory=dict)
 
     def add(self, id_: int, obj: T) -> None:
         self.by_id[id_] = obj
@@ -138,7 +145,13 @@ class Catalog(Generic[T]):
         try:
             return self.by_id[id_]
         except KeyError:
-            raise invalid(f"the P4Info has no {self.kind} with id {id_}") from None
+            pass
+        if id_ in self.absent:
+            raise not_found(
+                f"P4Info {self.kind} '{self.absent[id_]}' is not in the BMv2 JSON (p4c left"
+                " it out or named it otherwise): nothing can be written to it or read from it"
+            )
+        raise invalid(f"the P4Info has no {self.kind} with id {id_}")
 
     def __iter__(self):
         return iter(self.by_id.values())
@@ -147,7 +160,8 @@ class Catalog(Generic[T]):
         return len(self.by_id)
 
     def select(self, id_: int) -> list[T]:
-        """All objects for id 0 (a wildcard read), else the one with that id."""
+        """All objects for id 0 (a wildcard read, which passes over absent ones),
+        else the one with that id."""
         return list(self) if id_ == 0 else [self[id_]]
 
 
@@ -174,8 +188,12 @@ class Schema:
         return _Binder(p4info, program).schema()
 
 
+class _Absent(Exception):
+    """A P4Info object the BMv2 JSON does not have."""
+
+
 class _Binder:
-    """Builds a Schema, refusing any P4Info object the JSON program lacks or contradicts."""
+    """Builds a Schema, refusing any P4Info object the JSON program contradicts."""
 
     def __init__(self, p4info: p4i.P4Info, program):
         self.p4info = p4info
@@ -216,19 +234,27 @@ class _Binder:
     def _catalog(kind: str, msgs: Iterable, build: Callable) -> Catalog:
         catalog: Catalog = Catalog(kind)
         for msg in msgs:
-            if msg.preamble.id in catalog.by_id:
-                raise invalid(f"P4Info {kind} id {msg.preamble.id:#x} is used twice")
-            catalog.add(msg.preamble.id, build(msg))
+            id_, name = msg.preamble.id, msg.preamble.name
+            if id_ in catalog.by_id or id_ in catalog.absent:
+                raise invalid(f"P4Info {kind} id {id_:#x} is used twice")
+            try:
+                catalog.add(id_, build(msg))
+            except _Absent:
+                # p4c leaves unused profiles and digests and folded tables out of the
+                # JSON (and names some tuple digests otherwise); BMv2 loads the pair
+                # and refuses only what names such an object
+                log.warning("P4Info %s '%s' is not in the BMv2 JSON (p4c left it out or named"
+                            " it otherwise): nothing can be written to it or read from it", kind, name)
+                catalog.absent[id_] = name
         return catalog
 
-    def _lookup(self, kind: str, collection: dict, name: str):
+    @staticmethod
+    def _lookup(collection: dict, name: str):
+        """The JSON's object `name`; _Absent if the JSON has none."""
         try:
             return collection[name]
         except KeyError:
-            raise invalid(
-                f"P4Info {kind} '{name}' does not exist in the BMv2 JSON"
-                " (are the P4Info and the device config from the same compilation?)"
-            ) from None
+            raise _Absent from None
 
     def _action(self, msg: p4i.Action) -> ActionSchema:
         name = msg.preamble.name
@@ -264,7 +290,7 @@ class _Binder:
         direct_meters: Catalog[DirectSchema],
     ) -> TableSchema:
         name = msg.preamble.name
-        info = self._lookup("table", self.program.tables, name)
+        info = self._lookup(self.program.tables, name)
         json_key = {k.name: (i, k) for i, k in enumerate(info.key)}
         if len(msg.match_fields) != len(json_key):
             raise invalid(
@@ -281,13 +307,13 @@ class _Binder:
                 raise invalid(f"{where} does not exist in the BMv2 JSON")
             index, key = json_key[mf.name]
             if key.bitwidth != mf.bitwidth:
-                # p4c's P4Info and JSON disagree on keys on expressions, slices and errors
-                # (0 bits: a string in the P4Info). BMv2 loads them, takes values in the
-                # P4Info's width and matches in the JSON's; values in other bytes than the
-                # JSON's it refuses, and a pair that can only give those is refused here
-                if mf.bitwidth and (mf.bitwidth + 7) // 8 != (key.bitwidth + 7) // 8:
-                    raise invalid(f"{where} is {mf.bitwidth} bits but {key.bitwidth} in the BMv2 JSON")
-                log.warning("%s is %d bits but %d in the BMv2 JSON", where, mf.bitwidth, key.bitwidth)
+                # p4c's P4Info and JSON disagree on keys on expressions, slices, errors
+                # and translated types (0 bits: a string in the P4Info). BMv2 loads them,
+                # takes values in the P4Info's width and matches in the JSON's; a value in
+                # other bytes than the JSON's it refuses, and so does the codec, per entry
+                same_bytes = (mf.bitwidth + 7) // 8 == (key.bitwidth + 7) // 8
+                log.warning("%s is %d bits but %d in the BMv2 JSON%s", where, mf.bitwidth,
+                            key.bitwidth, "" if same_bytes else ": no entry can match on it")
             json_kind = str(key.match_kind).lower()
             if json_kind != kind and (kind, json_kind) != ("optional", "ternary"):
                 raise invalid(f"{where} is {kind} but {json_kind} in the BMv2 JSON")
@@ -326,7 +352,7 @@ class _Binder:
 
     def _array(self, kind: str, collection: dict, msg, bitwidth: int = 0) -> ArraySchema:
         name = msg.preamble.name
-        info = self._lookup(kind, collection, name)
+        info = self._lookup(collection, name)
         if getattr(info, "is_direct", False):
             raise invalid(f"P4Info {kind} '{name}' is indexed but direct in the BMv2 JSON")
         if info.size != msg.size:
@@ -355,7 +381,7 @@ class _Binder:
     def _direct(self, msg, kind: str) -> DirectSchema:
         name = msg.preamble.name
         collection = self.program.counters if kind == "counter" else self.program.meters
-        info = self._lookup(f"direct {kind}", collection, name)
+        info = self._lookup(collection, name)
         table = next(
             (t.preamble.name for t in self.p4info.tables if t.preamble.id == msg.direct_table_id),
             None,
@@ -369,7 +395,7 @@ class _Binder:
 
     def _profile(self, msg: p4i.ActionProfile) -> ProfileSchema:
         name = msg.preamble.name
-        info = self._lookup("action profile", self.program.action_profiles, name)
+        info = self._lookup(self.program.action_profiles, name)
         if bool(info.with_selector) != msg.with_selector:
             raise invalid(
                 f"P4Info action profile '{name}' "
@@ -387,7 +413,7 @@ class _Binder:
 
     def _digest(self, msg: p4i.Digest) -> DigestSchema:
         name = msg.preamble.name
-        info = self._lookup("digest", self.program.digests, name)
+        info = self._lookup(self.program.digests, name)
         kind = msg.type_spec.WhichOneof("type_spec")
         if kind == "struct":
             struct = self.p4info.type_info.structs.get(msg.type_spec.struct.name)

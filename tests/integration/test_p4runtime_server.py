@@ -18,7 +18,7 @@ import finsy as fy
 import grpc
 import pytest
 from finsy.p4entity import P4Replica
-from finsy.proto import p4r
+from finsy.proto import p4i, p4r
 
 from controller.entries import STAT_NAMES
 from embedded_switch.p4runtime.server import P4RUNTIME_API_VERSION, serve
@@ -30,6 +30,7 @@ from tests.p4rt_client import (
     DEVICE_ID,
     Action,
     Client,
+    batch_errors,
     observed,
     rpc_error,
     running_bmv2,
@@ -208,11 +209,11 @@ def test_reconcile_with_a_changed_program_carries_the_state_over(client):
 
 def test_a_p4info_that_disagrees_with_the_json_is_refused_with_the_reason(bare):
     p4info = fy.P4Schema(P4INFO).p4info
-    table = next(t for t in p4info.tables if t.preamble.name.endswith("routes"))
-    table.match_fields[0].bitwidth = 16
+    action = next(a for a in p4info.actions if a.preamble.name.endswith("set_egress"))
+    action.params[0].bitwidth = 16
     error = rpc_error(bare.set_pipeline, p4info=p4info)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "hdr.ipv4.dst_addr" in error.details() and "16 bits" in error.details()
+    assert "set_egress" in error.details() and "16 bits" in error.details()
 
     # An action the JSON lacks is not a disagreement BMv2 refuses: the pipeline loads and
     # no entry can use the action (tests/conformance/test_once_refused.py).
@@ -222,6 +223,47 @@ def test_a_p4info_that_disagrees_with_the_json_is_refused_with_the_reason(bare):
 
     error = rpc_error(bare.set_pipeline, device_config=b"{not json")
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_objects_p4c_left_out_of_the_json_load_and_refuse_what_names_them(bare):
+    """p4c puts in the P4Info, and leaves out of the JSON, unused action profiles and
+    digests and tables it folds away; it gives some keys other widths in the two. BMv2
+    loads such a pair (p4c samples action_selector_unused, issue430-1,
+    gauntlet_nested_switch, issue2283_1) and refuses what names the missing object."""
+    p4info = fy.P4Schema(P4INFO).p4info
+    p4info.tables.add().preamble.MergeFrom(p4i.Preamble(id=0x02FF0001, name="Ingress.folded"))
+    p4info.action_profiles.add(preamble=p4i.Preamble(id=0x11FF0001, name="Ingress.unused_as"),
+                               with_selector=True, size=16)
+    digest = p4info.digests.add(preamble=p4i.Preamble(id=0x18FF0001, name="unused_digest"))
+    digest.type_spec.bitstring.bit.bitwidth = 48
+    routes = next(t for t in p4info.tables if t.preamble.name.endswith("routes"))
+    routes.match_fields[0].bitwidth = 16  # 32 in the JSON: no entry can match on it
+    bare.connect(election_id=10).next("arbitration")
+    bare.set_pipeline(p4info=p4info)
+
+    absent = [
+        p4r.Entity(table_entry=p4r.TableEntry(table_id=0x02FF0001)),
+        p4r.Entity(action_profile_member=p4r.ActionProfileMember(action_profile_id=0x11FF0001)),
+        p4r.Entity(digest_entry=p4r.DigestEntry(
+            digest_id=0x18FF0001, config=p4r.DigestEntry.Config(max_list_size=1))),
+    ]
+    for entity in absent:
+        error = rpc_error(bare.write, p4r.Update(type=INSERT, entity=entity))
+        assert update_codes(error) == [Code.NOT_FOUND], entity
+        error = rpc_error(bare.read_raw, entity)
+        assert error.code() == grpc.StatusCode.NOT_FOUND
+        assert "is not in the BMv2 JSON (p4c left it out" in error.details()
+    route = p4r.TableEntry(table_id=routes.preamble.id, match=[p4r.FieldMatch(
+        field_id=routes.match_fields[0].id, lpm=p4r.FieldMatch.LPM(value=b"\x0a\x00", prefix_len=8))])
+    error = rpc_error(bare.write, p4r.Update(type=INSERT, entity=p4r.Entity(table_entry=route)))
+    assert update_codes(error) == [Code.INVALID_ARGUMENT]
+    assert "no entry can match on it" in batch_errors(error)[0].message
+
+    wildcards = bare.read_raw(p4r.Entity(table_entry=p4r.TableEntry()),
+                              p4r.Entity(action_profile_member=p4r.ActionProfileMember()),
+                              p4r.Entity(digest_entry=p4r.DigestEntry()))
+    assert all(e.table_entry.table_id != 0x02FF0001 for e in wildcards)
+    assert not any(e.HasField("action_profile_member") or e.HasField("digest_entry") for e in wildcards)
 
 
 def test_requests_for_another_device_are_not_found(client):

@@ -1,9 +1,12 @@
 """Binding a P4Info to the executor's program: ids to names, orders, and mismatches."""
 
+import logging
+
 import pytest
 from google.protobuf import text_format
-from finsy.proto import p4i
+from finsy.proto import p4i, p4r
 
+from embedded_switch.p4runtime.codec import decode_match
 from embedded_switch.p4runtime.schema import Schema
 from embedded_switch.p4runtime.status import Code, P4RuntimeError
 from embedded_switch.program import describe
@@ -76,11 +79,9 @@ def test_unknown_ids_are_invalid_argument():
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        (("bitwidth: 8 match_type", "bitwidth: 9 match_type"), ["h.a", "9 bits", "8"]),
         (('name: "h.a"', 'name: "h.z"'), ["h.z", "does not exist"]),
         (("match_type: EXACT", "match_type: LPM"), ["h.a", "lpm", "exact"]),
         (('name: "y" bitwidth: 32', 'name: "y" bitwidth: 31'), ["'y'", "ingress.set"]),
-        (('name: "ingress.t"', 'name: "ingress.u"'), ["table 'ingress.u'"]),
         (("size: 8", "size: 9"), ["counter 'ingress.c'", "9 cells"]),
         (("bitwidth: 12 }", "bitwidth: 13 }"), ["register 'ingress.r'", "13 bits"]),
     ],
@@ -91,3 +92,55 @@ def test_each_disagreement_with_the_json_is_named(change, words):
     assert info.value.code == Code.INVALID_ARGUMENT
     for word in words:
         assert word in info.value.message
+
+
+def test_a_key_wider_in_the_p4info_loads_but_takes_no_entry(caplog):
+    """p4c gives some keys (expressions, translated types) other widths in the P4Info
+    than in the JSON; BMv2 loads the pair and refuses every entry that matches on the
+    key when the widths take different bytes."""
+    with caplog.at_level(logging.WARNING):
+        schema = bind(p4info(P4INFO.replace("bitwidth: 8 match_type", "bitwidth: 9 match_type")))
+    assert "'h.a'" in caplog.text and "no entry can match on it" in caplog.text
+    table = schema.tables[33554433]
+    match = [p4r.FieldMatch(field_id=1, exact=p4r.FieldMatch.Exact(value=b"\x01"))]
+    with pytest.raises(P4RuntimeError) as info:
+        decode_match(table.fields, match, table=table.name)
+    assert info.value.code == Code.INVALID_ARGUMENT
+    assert "'h.a' is 9 bits in the P4Info but 8 in the BMv2 JSON" in info.value.message
+
+
+ABSENT = {
+    "table": ("tables", 33554439, 'tables { preamble { id: 33554439 name: "ingress.gone" } size: 8 }'),
+    "action profile": ("profiles", 285000001,
+                       'action_profiles { preamble { id: 285000001 name: "ingress.as" }'
+                       " with_selector: true size: 1024 }"),
+    "digest": ("digests", 385000001,
+               'digests { preamble { id: 385000001 name: "digest_0" }'
+               " type_spec { tuple { members { bitstring { bit { bitwidth: 48 } } } } } }"),
+}
+
+
+@pytest.mark.parametrize("kind", ABSENT)
+def test_an_object_p4c_left_out_of_the_json_loads_but_is_refused(kind, caplog):
+    """p4c leaves unused profiles and digests and folded tables out of the JSON; BMv2
+    loads the pair and refuses only what names the object. Wildcards pass over it."""
+    attr, id_, text = ABSENT[kind]
+    with caplog.at_level(logging.WARNING):
+        schema = bind(p4info(P4INFO + text))
+    assert len([r for r in caplog.records if "p4c left it out" in r.message]) == 1
+    catalog = getattr(schema, attr)
+    for use in (lambda: catalog[id_], lambda: catalog.select(id_)):
+        with pytest.raises(P4RuntimeError) as info:
+            use()
+        assert info.value.code == Code.NOT_FOUND
+        assert f"P4Info {kind} '" in info.value.message
+        assert "is not in the BMv2 JSON (p4c left it out" in info.value.message
+    assert id_ not in [getattr(o, "id") for o in catalog.select(0)]
+    assert schema.tables[33554433].name == "ingress.t"
+
+
+def test_an_id_given_twice_is_refused_even_when_absent_from_the_json():
+    text = ABSENT["digest"][2]
+    with pytest.raises(P4RuntimeError) as info:
+        bind(p4info(P4INFO + text + text))
+    assert "used twice" in info.value.message
