@@ -1,5 +1,6 @@
-"""What the use-case demos share: edge agents started together in their hosts, and the
-numbers and formats of their summaries.
+"""What the use-case demos share: their testbed options and how they start the testbed,
+edge agents started together in their hosts, the switches' state read before and after,
+and the numbers and formats of their summaries.
 
     results = run_edge_agents(bed, [EdgeJob("cam1", [...options of hosts.edge_agent...])])
     percentiles([0.010, 0.012, 0.030])   # {'p50': 12.0, 'p90': 26.4, 'p99': 29.64} (ms)
@@ -7,22 +8,76 @@ numbers and formats of their summaries.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
+import logging
 import queue
 import subprocess
 import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from controller.planner import Plan
+from controller.session import SwitchStatus, switch_status
+from controller.topology import Topology
+from dcia.targets import free_tcp_ports
 from hosts.edge_agent import RequestResult
-from mininet_topos.testbed import Testbed, _read_lines
+from mininet_topos.testbed import Shaping, Testbed, _read_lines
+from mininet_topos.topos import LINK_DELAYS
 
 START_DELAY_S = 3.0
 """Time the edge agents get to start (Python, the model) before the first frame: their
 ``--start-at`` is this far after they are launched."""
+
+
+def add_testbed_arguments(parser: argparse.ArgumentParser, topology: Path, run_dir: Path) -> None:
+    """The options every demo takes for its testbed (``testbed_options`` reads them back)."""
+    parser.add_argument("--target", choices=("embedded", "bmv2", "auto"), default="embedded",
+                        help="switch target: the embedded switch (default) or BMv2")
+    parser.add_argument("--topology", type=Path, default=topology)
+    parser.add_argument("--run-dir", type=Path, default=run_dir, help="logs, the model, results.json")
+    parser.add_argument("--link-delay", choices=LINK_DELAYS, default="auto",
+                        help="how links get their delay (as dcia testbed run)")
+    parser.add_argument("--plaintext", action="store_true",
+                        help="P4Runtime in plain text (default: mutual TLS)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+
+
+def testbed_options(a: argparse.Namespace) -> dict:
+    """The demo's Options fields from ``add_testbed_arguments``' options; sets up logging."""
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING)
+    logging.getLogger("finsy").setLevel(logging.INFO if a.verbose else logging.ERROR)
+    return dict(target=a.target, topology=a.topology, run_dir=a.run_dir,
+                link_delay=a.link_delay, tls=not a.plaintext)
+
+
+def demo_testbed(topology: Topology, opts, run_dir: Path) -> Testbed:
+    """The demo's testbed (not started): P4Runtime on free ports, beside any other testbed."""
+    grpc = {name: f"127.0.0.1:{port}"
+            for name, port in zip(topology.switches, free_tcp_ports(len(topology.switches)))}
+    return Testbed(topology, target=opts.target, run_dir=run_dir, tls=opts.tls, grpc=grpc,
+                   shaping=Shaping(link_delay=opts.link_delay))
+
+
+def read_switches(bed: Testbed) -> dict[str, SwitchStatus]:
+    """Every switch's layers and counters now (controller.session.switch_status), by name."""
+    async def read_all():
+        return [await switch_status(e, bed.pipeline) for e in bed.endpoints().values()]
+    return {s.name: s for s in asyncio.run(read_all())}
+
+
+def stages_text(plan: Plan) -> str:
+    """``h1 0..0 | s1 1..2 | h2 3..3``: the nodes that compute and their layers."""
+    return " | ".join(f"{s.node} {s.start}..{s.stop - 1}" for s in plan.stages if s.stop > s.start)
+
+
+def save_results(run_dir: Path, summary: dict) -> None:
+    (run_dir / "results.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
 
 
 @dataclass(frozen=True)

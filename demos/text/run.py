@@ -21,7 +21,6 @@ what each node computed; ``results.json`` in the run directory holds it all.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import subprocess
@@ -36,16 +35,16 @@ from rich.table import Table
 
 from controller.deployment import desired_entries
 from controller.planner import Constraints, Forbid, Plan, plan
-from controller.session import switch_status
 from controller.topology import load_topology
 from dcia.arithmetic import BAG_PAD
 from dcia.capability import NodeKind
-from dcia.targets import free_tcp_ports
-from demos.common import counter_diff, ms_text, percent_text, percentiles
+from demos.common import (add_testbed_arguments, counter_diff, demo_testbed, ms_text,
+                          percent_text, percentiles, read_switches, save_results, stages_text,
+                          testbed_options)
 from demos.text.model import CATEGORIES, MODEL_PATH, TextModel, load_text, words
 from hosts.edge_agent import RequestResult
 from mininet_topos.run import link_delay_text
-from mininet_topos.testbed import Shaping, Testbed
+from mininet_topos.testbed import Testbed
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +92,6 @@ def tokenize_on_edge(bed: Testbed, host: str, texts: list[str]) -> tuple[np.ndar
     return np.load(tokens_file), json.loads(out)
 
 
-def read_switches(bed: Testbed) -> dict:
-    async def read_all():
-        return [await switch_status(e, bed.pipeline) for e in bed.endpoints().values()]
-    return {s.name: s for s in asyncio.run(read_all())}
-
-
 def run(opts: Options, console: Console) -> dict:
     """Run the demo; returns the summary (also written to ``results.json``)."""
     topology = load_topology(opts.topology)
@@ -112,11 +105,8 @@ def run(opts: Options, console: Console) -> dict:
     labels = tm.split.y_test[: opts.requests]
     path = next(iter(topology.paths))
     console.print(f"[bold]text demo[/bold]: {len(texts)} texts at {opts.rate:g}/s; plan "
-                  f"{' | '.join(f'{s.node} {s.start}..{s.stop - 1}' for s in the_plan.stages if s.stop > s.start)}")
-    grpc = {name: f"127.0.0.1:{port}"  # P4Runtime on free ports: beside any other testbed
-            for name, port in zip(topology.switches, free_tcp_ports(len(topology.switches)))}
-    with Testbed(topology, target=opts.target, run_dir=run_dir, tls=opts.tls, grpc=grpc,
-                 shaping=Shaping(link_delay=opts.link_delay)) as bed:
+                  f"{stages_text(the_plan)}")
+    with demo_testbed(topology, opts, run_dir) as bed:
         started = time.perf_counter()
         deployment = bed.deploy(qm, the_plan)
         deploy_s = time.perf_counter() - started
@@ -138,7 +128,7 @@ def run(opts: Options, console: Console) -> dict:
     s.update(target=opts.target, topology=str(opts.topology), rate=opts.rate,
              deploy_s=deploy_s, entries_installed=installed, tokenizer=tokenizer_stats,
              link_delay=link_delay)
-    (run_dir / "results.json").write_text(json.dumps(s, indent=1, default=str) + "\n")
+    save_results(run_dir, s)
     print_summary(console, s)
     return s
 
@@ -240,31 +230,20 @@ def parse_args(argv: list[str] | None = None) -> Options:
         description="Interactive AI with in-network embeddings (issue 14): the device "
                     "tokenizes a text, the P4 switches look up and pool its embeddings and run "
                     "the next layer, the AI service answers with the text's category.")
-    parser.add_argument("--target", choices=("embedded", "bmv2", "auto"), default="embedded",
-                        help="switch target: the embedded switch (default) or BMv2")
     parser.add_argument("--requests", type=int, default=Options.requests,
                         help="requests (held-out fortune texts, at most 185)")
     parser.add_argument("--rate", type=float, default=Options.rate, help="requests per second")
     parser.add_argument("--layers-per-switch", type=int, default=Options.layers_per_switch,
                         help="most layers one switch computes (1: acc1 pools, core2 the "
                              "hidden layer; 2: one switch both, the planner's choice)")
-    parser.add_argument("--topology", type=Path, default=Options.topology)
-    parser.add_argument("--run-dir", type=Path, default=Options.run_dir,
-                        help="logs, the model, results.json")
-    parser.add_argument("--link-delay", choices=("auto", "netem", "delay-line"), default="auto",
-                        help="how links get their delay (as dcia testbed run)")
-    parser.add_argument("--plaintext", action="store_true",
-                        help="P4Runtime in plain text (default: mutual TLS)")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    add_testbed_arguments(parser, Options.topology, Options.run_dir)
     a = parser.parse_args(argv)
     if not 1 <= a.requests <= 185:
         parser.error("--requests must be in 1..185 (the held-out texts)")
     if a.layers_per_switch < 1:
         parser.error("--layers-per-switch must be 1 or more")
-    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING)
-    logging.getLogger("finsy").setLevel(logging.INFO if a.verbose else logging.ERROR)
-    return Options(a.target, a.requests, a.rate, a.layers_per_switch, a.topology, a.run_dir,
-                   a.link_delay, not a.plaintext)
+    return Options(requests=a.requests, rate=a.rate, layers_per_switch=a.layers_per_switch,
+                   **testbed_options(a))
 
 
 def main(argv: list[str] | None = None) -> int:

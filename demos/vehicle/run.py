@@ -24,11 +24,9 @@ deployed) and what each node computed; ``results.json`` in the run directory hol
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,15 +35,14 @@ from rich.table import Table
 
 from controller.fusion import fusion_constraints
 from controller.planner import Constraints, Plan, plan
-from controller.session import switch_status
 from controller.topology import load_topology
-from dcia.targets import free_tcp_ports
-from demos.common import (START_DELAY_S, EdgeJob, counter_diff, ms_text, percent_text,
-                          percentiles, run_edge_agents)
+from demos.common import (START_DELAY_S, EdgeJob, add_testbed_arguments, counter_diff,
+                          demo_testbed, ms_text, percent_text, percentiles, read_switches,
+                          run_edge_agents, save_results, stages_text, testbed_options)
 from demos.vehicle.model import VIEWS, VehicleModel, load_vehicle, members_of
 from hosts.edge_agent import RequestResult
 from mininet_topos.run import link_delay_text
-from mininet_topos.testbed import Shaping, Testbed
+from mininet_topos.testbed import Testbed
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +103,6 @@ def run_units(bed: Testbed, model_file: Path, units: list[Unit], inputs: list[np
     return run_edge_agents(bed, jobs)
 
 
-def read_switches(bed: Testbed) -> dict:
-    async def read_all():
-        return [await switch_status(e, bed.pipeline) for e in bed.endpoints().values()]
-    return {s.name: s for s in asyncio.run(read_all())}
-
-
 def run(opts: Options, console: Console) -> dict:
     """Run the demo; returns the summary (also written to ``results.json``)."""
     topology = load_topology(opts.topology)
@@ -133,11 +124,8 @@ def run(opts: Options, console: Console) -> dict:
     inputs = members_of(x)
     console.print(f"[bold]vehicle demo[/bold]: {len(x)} frames at {opts.rate:g}/s from "
                   f"{', '.join(u.host for u in units)}; fusion at {switch}; plan "
-                  f"{' | '.join(f'{s.node} {s.start}..{s.stop - 1}' for s in the_plan.stages if s.stop > s.start)}")
-    grpc = {name: f"127.0.0.1:{port}"  # P4Runtime on free ports: beside any other testbed
-            for name, port in zip(topology.switches, free_tcp_ports(len(topology.switches)))}
-    with Testbed(topology, target=opts.target, run_dir=run_dir, tls=opts.tls, grpc=grpc,
-                 shaping=Shaping(link_delay=opts.link_delay)) as bed:
+                  f"{stages_text(the_plan)}")
+    with demo_testbed(topology, opts, run_dir) as bed:
         bed.deploy(qm, the_plan)
         members = [bed.address(u.host, u.path) for u in units]
         cloud = bed.start_cloud(model_file, path=paths[0], args=[
@@ -154,7 +142,7 @@ def run(opts: Options, console: Console) -> dict:
     s = summary(vm, the_plan, switch, units, seen, labels, results, before, after, cloud_stats)
     s.update(target=opts.target, topology=str(opts.topology), rate=opts.rate, drop=opts.drop,
              timeout_ms=opts.timeout_ms, elapsed_s=elapsed, link_delay=link_delay)
-    (run_dir / "results.json").write_text(json.dumps(s, indent=1, default=str) + "\n")
+    save_results(run_dir, s)
     print_summary(console, s)
     return s
 
@@ -311,8 +299,6 @@ def parse_args(argv: list[str] | None = None) -> Options:
         prog="python -m demos.vehicle",
         description="Vehicles with roadside fusion (issue 14): onboard units send their view's "
                     "features, the roadside P4 switch fuses them, the cloud decides.")
-    parser.add_argument("--target", choices=("embedded", "bmv2", "auto"), default="embedded",
-                        help="switch target: the embedded switch (default) or BMv2")
     parser.add_argument("--frames", type=int, default=Options.frames,
                         help="frames (held-out digits images, at most 360)")
     parser.add_argument("--rate", type=float, default=Options.rate, help="frames per second")
@@ -321,23 +307,14 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--timeout-ms", type=float, default=Options.timeout_ms,
                         help="how long a group waits for its members, at the switch and the cloud")
     parser.add_argument("--seed", type=int, default=Options.seed, help="seed of the sensor misses")
-    parser.add_argument("--topology", type=Path, default=Options.topology)
-    parser.add_argument("--run-dir", type=Path, default=Options.run_dir,
-                        help="logs, the model, results.json")
-    parser.add_argument("--link-delay", choices=("auto", "netem", "delay-line"), default="auto",
-                        help="how links get their delay (as dcia testbed run)")
-    parser.add_argument("--plaintext", action="store_true",
-                        help="P4Runtime in plain text (default: mutual TLS)")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    add_testbed_arguments(parser, Options.topology, Options.run_dir)
     a = parser.parse_args(argv)
     if not 1 <= a.frames <= 360:
         parser.error("--frames must be in 1..360 (the held-out images)")
     if not 0 <= a.drop < 1:
         parser.error("--drop must be in 0..1")
-    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING)
-    logging.getLogger("finsy").setLevel(logging.INFO if a.verbose else logging.ERROR)
-    return Options(a.target, a.frames, a.rate, a.drop, a.timeout_ms, a.seed, a.topology,
-                   a.run_dir, a.link_delay, not a.plaintext)
+    return Options(frames=a.frames, rate=a.rate, drop=a.drop, timeout_ms=a.timeout_ms,
+                   seed=a.seed, **testbed_options(a))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,13 +41,12 @@ from controller.policy import Forbid
 from controller.topology import Topology, load_topology
 from dcia.capability import NodeKind
 from dcia.model import QuantizedModel
-from dcia.targets import free_tcp_ports
-from demos.common import (START_DELAY_S, EdgeJob, ms_text, percent_text, percentiles,
-                          run_edge_agents)
+from demos.common import (START_DELAY_S, EdgeJob, add_testbed_arguments, demo_testbed, ms_text,
+                          percent_text, percentiles, run_edge_agents, save_results,
+                          stages_text, testbed_options)
 from demos.video.frames import Clock, outcome, rate, streams
 from hosts.edge_agent import RequestResult
 from mininet_topos.run import cloud_only, link_delay_text
-from mininet_topos.testbed import Shaping, Testbed
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +117,9 @@ def run(opts: Options, console: Console) -> dict:
     console.print(f"[bold]video demo[/bold]: {len(paths)} cameras ({', '.join(cameras)}) at "
                   f"{opts.fps:g} frames/s each, {clock.offered_fps():g} in total, "
                   f"{opts.frames} frames each; plan "
-                  + " | ".join(f"{s.node} {s.start}..{s.stop - 1}"
-                               for s in first.plan.stages if s.stop > s.start)
+                  + stages_text(first.plan)
                   + "".join(f"; {b} backs {first.aggregation} up" for b in first.backups))
-    grpc = {name: f"127.0.0.1:{port}"  # P4Runtime on free ports: beside any other testbed
-            for name, port in zip(topology.switches, free_tcp_ports(len(topology.switches)))}
-    with Testbed(topology, target=opts.target, run_dir=run_dir, tls=opts.tls, grpc=grpc,
-                 shaping=Shaping(link_delay=opts.link_delay)) as bed:
+    with demo_testbed(topology, opts, run_dir) as bed:
         deployed = set()
         for p, vp in plans.items():  # one deployment per distinct chain of switches
             chain = tuple(vp.plan.assignment) + tuple(topology.paths[p][1:-1])
@@ -155,7 +149,7 @@ def run(opts: Options, console: Console) -> dict:
                 counters, cloud_stats)
     s.update(target=opts.target, topology=str(opts.topology), fps=opts.fps, seed=opts.seed,
              link_delay=link_delay)
-    (run_dir / "results.json").write_text(json.dumps(s, indent=1, default=str) + "\n")
+    save_results(run_dir, s)
     print_summary(console, s)
     return s
 
@@ -296,8 +290,6 @@ def parse_args(argv: list[str] | None = None) -> Options:
                     "of real images, P4 switches run the intermediate layers, the cloud "
                     "classifies; frames over a switch's rate are computed by the next "
                     "capable node.")
-    parser.add_argument("--target", choices=("embedded", "bmv2", "auto"), default="embedded",
-                        help="switch target: the embedded switch (default) or BMv2")
     parser.add_argument("--cameras", type=int, default=Options.cameras,
                         help="cameras streaming (the first N paths of the topology)")
     parser.add_argument("--fps", type=float, default=Options.fps,
@@ -308,14 +300,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
                         help="seed of each camera's order of the images")
     parser.add_argument("--timeout", type=float, default=Options.timeout_s,
                         help="seconds a camera waits for an answer before it sends again")
-    parser.add_argument("--topology", type=Path, default=Options.topology)
-    parser.add_argument("--run-dir", type=Path, default=Options.run_dir,
-                        help="logs, the model, results.json")
-    parser.add_argument("--link-delay", choices=("auto", "netem", "delay-line"), default="auto",
-                        help="how links get their delay (as dcia testbed run)")
-    parser.add_argument("--plaintext", action="store_true",
-                        help="P4Runtime in plain text (default: mutual TLS)")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    add_testbed_arguments(parser, Options.topology, Options.run_dir)
     a = parser.parse_args(argv)
     if not 1 <= a.frames <= 360:
         parser.error("--frames must be in 1..360 (the held-out images)")
@@ -323,10 +308,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         parser.error("--cameras must be 1 or more")
     if a.fps <= 0:
         parser.error("--fps must be more than 0")
-    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING)
-    logging.getLogger("finsy").setLevel(logging.INFO if a.verbose else logging.ERROR)
-    return Options(a.target, a.cameras, a.fps, a.frames, a.seed, a.timeout, a.topology,
-                   a.run_dir, a.link_delay, not a.plaintext)
+    return Options(cameras=a.cameras, fps=a.fps, frames=a.frames, seed=a.seed,
+                   timeout_s=a.timeout, **testbed_options(a))
 
 
 def main(argv: list[str] | None = None) -> int:
