@@ -709,21 +709,8 @@ def _digest(body: Any) -> str:
 
 
 def _layer_to_dict(layer: Layer) -> dict[str, Any]:
-    if isinstance(layer, ConvLayer):
-        return {
-            "kind": str(layer.kind),
-            "weights": layer.weights,
-            "bias": layer.bias,
-            "mult": layer.mult,
-            "shift": layer.shift,
-            "act": int(layer.act),
-            "in_shape": list(layer.in_shape),
-            "kernel": layer.kernel,
-            "stride": layer.stride,
-            "pad": layer.pad,
-        }
-    if isinstance(layer, DenseLayer):
-        return {
+    if isinstance(layer, (ConvLayer, DenseLayer)):
+        d = {
             "kind": str(layer.kind),
             "weights": layer.weights,
             "bias": layer.bias,
@@ -731,6 +718,10 @@ def _layer_to_dict(layer: Layer) -> dict[str, Any]:
             "shift": layer.shift,
             "act": int(layer.act),
         }
+        if isinstance(layer, ConvLayer):  # a dense row per filter, and how it slides
+            d.update(in_shape=list(layer.in_shape), kernel=layer.kernel, stride=layer.stride,
+                     pad=layer.pad)
+        return d
     if isinstance(layer, ElementwiseLayer):
         return {
             "kind": str(layer.kind),
